@@ -1,0 +1,70 @@
+"""Password hashing: argon2id through passlib's `CryptContext`, older schemes verified.
+
+passlib comes from the `libpass` distribution (its maintained fork); the old
+`passlib` 1.7.4 breaks with bcrypt 5, so start-up refuses it. bcrypt hashes
+from earlier systems still verify and are replaced with argon2id at the next
+login. Every hashing call of the project goes through this module.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from passlib.context import CryptContext
+
+from crudkit.exceptions import ImproperlyConfigured
+
+MAX_PASSWORD_LENGTH = 4096
+"""Longer passwords are refused before hashing (hashing them would be a denial of service)."""
+
+context = CryptContext(
+    schemes=["argon2", "bcrypt"],
+    deprecated="auto",
+    argon2__type="ID",
+    # bcrypt only ever verifies legacy hashes; refuse, never truncate, over 72 bytes.
+    bcrypt__truncate_error=True,
+)
+
+# Verified when the username does not exist, so both paths take as long.
+_DUMMY_HASH = context.hash("crudkit dummy password")
+
+
+def check_passlib() -> None:
+    """Fail clearly when the unmaintained `passlib` 1.7.4 has replaced `libpass`."""
+    try:
+        version("libpass")
+    except PackageNotFoundError:
+        raise ImproperlyConfigured(
+            "crudkit needs the 'libpass' distribution (maintained passlib); "
+            "run: pip uninstall passlib && pip install --force-reinstall libpass"
+        ) from None
+    import passlib
+
+    if getattr(passlib, "__version__", "0").startswith("1.7"):
+        raise ImproperlyConfigured(
+            "the unmaintained 'passlib' 1.7 has overwritten libpass and fails with bcrypt 5; "
+            "run: pip uninstall -y passlib && pip install --force-reinstall libpass"
+        )
+
+
+def hash_password(password: str) -> str:
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"passwords are limited to {MAX_PASSWORD_LENGTH} characters")
+    return str(context.hash(password))
+
+
+def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
+    """Whether `password` matches, and a new hash when the stored one is outdated."""
+    if len(password) > MAX_PASSWORD_LENGTH or not hashed:
+        context.verify("x", _DUMMY_HASH)
+        return False, None
+    try:
+        ok, new_hash = context.verify_and_update(password, hashed)
+    except (ValueError, TypeError):  # unknown scheme, or over bcrypt's 72 bytes
+        return False, None
+    return bool(ok), new_hash
+
+
+def verify_dummy(password: str) -> None:
+    """Spend the time a real verification takes; for unknown usernames."""
+    context.verify(password[:MAX_PASSWORD_LENGTH], _DUMMY_HASH)

@@ -1,0 +1,48 @@
+"""Create the view/add/change/delete permissions of every registered model.
+
+Runs after `migrate` (Django's post-migrate step): idempotent, it inserts only
+the codenames that are missing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crudkit.contrib.auth.models import Permission
+
+if TYPE_CHECKING:
+    from crudkit.apps import Apps
+    from crudkit.resources import Resource
+
+ACTIONS = ("view", "add", "change", "delete")
+
+permissions = Permission.__table__
+
+
+def expected_permissions(resources: list[Resource]) -> list[dict[str, str]]:
+    rows = []
+    for resource in resources:
+        for action in ACTIONS:
+            rows.append(
+                {
+                    "codename": resource.get_permission_codename(action),
+                    "name": f"Can {action} {resource.name}",
+                    "app_label": resource.app_label or "",
+                    "model": resource.model_name,
+                }
+            )
+    return rows
+
+
+async def create_permissions(apps: Apps, conn: AsyncConnection) -> int:
+    """Insert the missing permissions of the project's resources; how many were added."""
+    existing = set((await conn.execute(select(permissions.c.codename))).scalars())
+    missing = [
+        row for row in expected_permissions(apps.resources) if row["codename"] not in existing
+    ]
+    if missing:
+        await conn.execute(insert(permissions), missing)
+    return len(missing)

@@ -1,0 +1,87 @@
+"""crudkit: declare a SQLAlchemy model, get an API, an admin and migrations.
+
+import crudkit
+
+class Product(crudkit.Model):
+    ...
+
+crudkit.register(Product)
+app = crudkit.create_app()
+"""
+
+from crudkit.app import create_app
+from crudkit.apps import AppConfig, Apps
+from crudkit.authentication import AnonymousUser, CurrentUser, UserLike
+from crudkit.conf import Settings, load_settings
+from crudkit.db import Database, DatabaseDep, Model, SessionDep
+from crudkit.exceptions import (
+    Conflict,
+    CrudkitError,
+    HTTPError,
+    ImproperlyConfigured,
+    Invalid,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    ServiceUnavailable,
+    Throttled,
+)
+from crudkit.pagination import Page
+from crudkit.permissions import (
+    Action,
+    AllowAny,
+    BasePermission,
+    DefaultPolicy,
+    HasModelPermission,
+    IsAuthenticated,
+    IsOwner,
+    IsOwnerOrReadOnly,
+    IsStaff,
+    IsSuperuser,
+    PublicRead,
+)
+from crudkit.registry import Registry, default_registry, register
+from crudkit.resources import Resource
+
+__all__ = [
+    "Action",
+    "AllowAny",
+    "AnonymousUser",
+    "AppConfig",
+    "Apps",
+    "BasePermission",
+    "Conflict",
+    "CrudkitError",
+    "CurrentUser",
+    "Database",
+    "DatabaseDep",
+    "DefaultPolicy",
+    "HTTPError",
+    "HasModelPermission",
+    "ImproperlyConfigured",
+    "Invalid",
+    "IsAuthenticated",
+    "IsOwner",
+    "IsOwnerOrReadOnly",
+    "IsStaff",
+    "IsSuperuser",
+    "Model",
+    "NotAuthenticated",
+    "NotFound",
+    "Page",
+    "PermissionDenied",
+    "PreconditionFailed",
+    "PublicRead",
+    "Registry",
+    "Resource",
+    "ServiceUnavailable",
+    "SessionDep",
+    "Settings",
+    "Throttled",
+    "UserLike",
+    "create_app",
+    "default_registry",
+    "load_settings",
+    "register",
+]

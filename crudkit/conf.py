@@ -1,0 +1,223 @@
+"""Settings, read from the environment (`CRUDKIT_*`), a `.env` file and a settings module.
+
+A project's settings module subclasses `Settings` to change defaults, so that the
+environment still overrides them in deployment::
+
+    # settings.py
+    import crudkit
+
+    class Settings(crudkit.Settings):
+        installed_apps: list[str] = ["crudkit.contrib.auth", "crudkit.contrib.admin", "shop"]
+        allow_registration: bool = True
+
+    settings = Settings()
+
+`load_settings("settings")` imports such a module and returns its `settings`
+(an instance) or instantiates its `Settings` class.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from crudkit.exceptions import ImproperlyConfigured
+
+logger = logging.getLogger("crudkit")
+
+MIN_SECRET_KEY_BYTES = 32
+DEFAULT_APPS = ["crudkit.contrib.auth", "crudkit.contrib.admin"]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept `a,b,c` or a JSON list from the environment."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            import json
+
+            return json.loads(stripped)
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting crudkit reads; environment variables are `CRUDKIT_<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRUDKIT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        # Lists come as JSON or "a,b,c" (parsed below), in subclasses too.
+        enable_decoding=False,
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./db.sqlite3"
+    """SQLAlchemy async URL: `sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`."""
+    secret_key: str = Field(default="", repr=False)
+    """Signs tokens, sessions and cursors; at least 32 bytes. Required unless `debug`."""
+    secret_key_fallbacks: list[str] = Field(default_factory=list, repr=False)
+    """Former secret keys, still accepted to verify tokens during a key rotation."""
+    secret_key_file: Path = Path(".crudkit-secret-key")
+    """Where `debug` keeps the generated development key (git-ignored)."""
+    debug: bool = False
+    """Development mode: tracebacks in logs, a generated secret key, readable logs."""
+    installed_apps: list[str] = Field(default_factory=lambda: list(DEFAULT_APPS))
+    """Dotted module paths of the apps to load, in order."""
+    api_prefix: str = "/api/v1"
+    """Where the generated REST API is mounted."""
+    admin_path: str = "/admin"
+    """Where the admin panel is mounted."""
+    allow_registration: bool = False
+    """Whether `POST {api_prefix}/auth/register` is open."""
+    redis_url: str | None = None
+    """Redis for state shared across workers (login throttling); memory when unset."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Origins allowed to call the API from a browser."""
+    access_token_ttl: int = Field(default=900, gt=0)
+    """Lifetime of an access token, in seconds."""
+    refresh_token_ttl: int = Field(default=14 * 24 * 3600, gt=0)
+    """Lifetime of a refresh token, in seconds."""
+    page_size_default: int = Field(default=50, gt=0)
+    """Rows per list page when `limit` is not given."""
+    page_size_max: int = Field(default=1000, gt=0)
+    """The largest `limit` a client may ask for."""
+    max_body_size: int = Field(default=1024 * 1024, gt=0)
+    """Request bodies larger than this many bytes are refused with 413."""
+    https_only: bool = False
+    """Served over HTTPS only: secure cookies and HSTS."""
+    docs_enabled: bool = True
+    """Serve `/docs`, `/redoc` and `/openapi.json`."""
+    login_attempts: int = Field(default=5, gt=0)
+    """Failed logins allowed per username and client before throttling."""
+    login_window: int = Field(default=300, gt=0)
+    """Seconds over which failed logins are counted, and the throttle lasts."""
+    db_pool_size: int = Field(default=10, gt=0)
+    """Connections kept per worker (PostgreSQL)."""
+    db_pool_timeout: float = Field(default=5.0, gt=0)
+    """Seconds to wait for a pooled connection before answering 503."""
+
+    @field_validator("installed_apps", "cors_origins", "secret_key_fallbacks", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {value!r}") from exc
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("only sqlite+aiosqlite and postgresql+asyncpg are supported")
+        if url.get_driver_name() not in {"aiosqlite", "asyncpg"}:
+            raise ValueError(
+                f"use an async driver: sqlite+aiosqlite:// or postgresql+asyncpg://, not "
+                f"{url.drivername}://"
+            )
+        return value
+
+    @field_validator("api_prefix", "admin_path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.page_size_default > self.page_size_max:
+            raise ValueError("page_size_default must not exceed page_size_max")
+        if "*" in self.cors_origins and len(self.cors_origins) > 1:
+            raise ValueError("cors_origins: '*' cannot be combined with other origins")
+        if self.secret_key and len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(f"secret_key must be at least {MIN_SECRET_KEY_BYTES} bytes long")
+        if not self.secret_key:
+            if not self.debug:
+                raise ValueError(
+                    "secret_key is required unless debug is on: set CRUDKIT_SECRET_KEY "
+                    '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))")'
+                )
+            self.secret_key = _development_secret_key(self.secret_key_file)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _development_secret_key(path: Path) -> str:
+    """Read or create the generated key `debug` uses, so restarts keep sessions valid."""
+    try:
+        key = path.read_text().strip()
+        if len(key.encode()) >= MIN_SECRET_KEY_BYTES:
+            return key
+    except OSError:
+        pass
+    key = secrets.token_urlsafe(48)
+    try:
+        path.write_text(key + "\n")
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        logger.warning(
+            "debug is on and no secret_key is set: generated one in %s (keep it out of git; "
+            "set CRUDKIT_SECRET_KEY in production)",
+            path,
+        )
+    except OSError:
+        logger.warning("debug is on and no secret_key is set: using a temporary random key")
+    return key
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One readable line per bad setting, naming the environment variable."""
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{name} (CRUDKIT_{name.upper()}): {message}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def build_settings(settings_cls: type[Settings] = Settings, **values: Any) -> Settings:
+    """Instantiate settings, turning validation errors into `ImproperlyConfigured`."""
+    try:
+        return settings_cls(**values)
+    except ValidationError as exc:
+        raise ImproperlyConfigured(format_validation_error(exc)) from None
+
+
+def load_settings(module_path: str | None = None) -> Settings:
+    """Settings from a module path (or `CRUDKIT_SETTINGS_MODULE`), else from the environment."""
+    module_path = module_path or os.environ.get("CRUDKIT_SETTINGS_MODULE")
+    if not module_path:
+        return build_settings()
+    try:
+        module = importlib.import_module(module_path)
+    except ValidationError as exc:
+        raise ImproperlyConfigured(format_validation_error(exc)) from None
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"cannot import settings module {module_path!r}: {exc}") from exc
+    instance = getattr(module, "settings", None)
+    if isinstance(instance, Settings):
+        return instance
+    settings_cls = getattr(module, "Settings", None)
+    if isinstance(settings_cls, type) and issubclass(settings_cls, Settings):
+        return build_settings(settings_cls)
+    raise ImproperlyConfigured(
+        f"settings module {module_path!r} defines neither `settings = Settings(...)` "
+        "nor a `Settings` subclass of crudkit.Settings"
+    )

@@ -1,0 +1,175 @@
+"""The `Model` base, the engine, and a session or connection per request.
+
+    class Product(crudkit.Model):
+        __tablename__ = "shop_product"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+`Database` owns one async engine per app. Generated endpoints read through an
+autocommit connection (no BEGIN/COMMIT round trips) and write inside one
+transaction; `SessionDep` gives custom endpoints an ORM session that commits when
+the endpoint returns and rolls back when it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import StaticPool
+
+from crudkit.conf import Settings
+from crudkit.exceptions import translate_db_error
+
+# Deterministic constraint names: SQLite and PostgreSQL get the same migrations, and
+# database errors can be traced back to the columns they name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database.
+
+    SQLite has no time zones and returns naive values; this type stores UTC and
+    always returns aware datetimes, so the API answers the same on SQLite and
+    PostgreSQL. `Mapped[datetime]` columns of crudkit models use it.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Model(DeclarativeBase):
+    """Base class of every crudkit model; one metadata with naming conventions."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+    def __repr__(self) -> str:
+        mapper = self.__mapper__
+        keys = ", ".join(
+            f"{column.key}={getattr(self, column.key, None)!r}" for column in mapper.primary_key
+        )
+        return f"<{type(self).__name__} {keys}>"
+
+
+def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # LIKE is case-sensitive as on PostgreSQL; ILIKE still compiles to lower() LIKE lower().
+    cursor.execute("PRAGMA case_sensitive_like=ON")
+    cursor.close()
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    """The async engine for `settings.database_url`, configured for its dialect."""
+    url = make_url(settings.database_url)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        # A busy SQLite file waits for the writer instead of failing at once.
+        options["connect_args"] = {"timeout": 30}
+        if url.database in (None, "", ":memory:"):
+            # One shared connection, or every checkout would see a new empty database.
+            options.pop("pool_pre_ping")
+            options["poolclass"] = StaticPool
+    else:
+        options.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout,
+            connect_args={"timeout": settings.db_pool_timeout},
+        )
+    engine = create_async_engine(url, **options)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
+    return engine
+
+
+class Database:
+    """One engine and session factory; lives on `app.state.db`."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.dialect = self.engine.dialect.name
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads only: no transaction round trips."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction: committed on exit, rolled back on error."""
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session that commits on success and rolls back on error."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def ping(self) -> None:
+        async with self.read() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Dependency: one ORM session per request, committed before the response is sent."""
+    try:
+        async with get_database(request).session() as session:
+            yield session
+    except DBAPIError as exc:
+        raise translate_db_error(exc) from exc
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

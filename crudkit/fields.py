@@ -1,0 +1,229 @@
+"""What a model's columns mean to the API: Python types, constraints, who may write them.
+
+`describe_columns(model)` reads the mapper once and returns a `ColumnInfo` per
+mapped column; schemas, filters and the admin all build on it, so a column's
+type is interpreted in one place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator
+from sqlalchemy import Column, inspect, types
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.schema import ColumnDefault, ScalarElementColumnDefault
+
+from crudkit.exceptions import ImproperlyConfigured
+
+# Keys of a column's `info` that become pydantic field constraints, e.g.
+# `mapped_column(Numeric(10, 2), info={"ge": 0})`.
+FIELD_INFO_KEYS = frozenset(
+    {
+        "ge",
+        "gt",
+        "le",
+        "lt",
+        "multiple_of",
+        "min_length",
+        "max_length",
+        "pattern",
+        "title",
+        "description",
+        "examples",
+    }
+)
+
+_INT_BOUNDS = {
+    types.SmallInteger: (-(2**15), 2**15 - 1),
+    types.BigInteger: (-(2**63), 2**63 - 1),
+    types.Integer: (-(2**31), 2**31 - 1),
+}
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store NUL in text; refuse it up front on every database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def _aware_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+SafeStr = Annotated[str, AfterValidator(_no_nul)]
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One mapped column as the API sees it."""
+
+    key: str
+    """Attribute name on the model, and the field name in the API."""
+    column: Column[Any]
+    python_type: Any
+    """The annotation used in schemas (constraints included, nullability not)."""
+    nullable: bool
+    primary_key: bool
+    server_set: bool
+    """Filled in by the database or the model (autoincrement keys, timestamps): never written."""
+    has_default: bool
+    default: Any = None
+    """A plain Python default, shown in the schema; `None` when there is none or it is computed."""
+    constraints: dict[str, Any] = field(default_factory=dict)
+    """Pydantic constraints for written values: the SQL type's and the column `info`'s."""
+    type_constraints: dict[str, Any] = field(default_factory=dict)
+    """Only what the SQL type implies (integer range, no NaN): what any query value must meet."""
+
+    @property
+    def is_string(self) -> bool:
+        return isinstance(self.column.type, types.String)
+
+    @property
+    def required_on_create(self) -> bool:
+        return not self.nullable and not self.has_default and not self.server_set
+
+
+def _is_computed(default: Any) -> bool:
+    if default is None:
+        return False
+    if isinstance(default, ScalarElementColumnDefault | ColumnDefault):
+        if getattr(default, "is_callable", False) or getattr(default, "is_clause_element", False):
+            return True
+        return isinstance(getattr(default, "arg", None), ClauseElement)
+    return True  # Sequence, FetchedValue and other server-side generators
+
+
+def _scalar_default(column: Column[Any]) -> Any:
+    default = column.default
+    if default is not None and getattr(default, "is_scalar", False):
+        return default.arg  # type: ignore[attr-defined]
+    return None
+
+
+def _base_type(column: Column[Any]) -> tuple[Any, dict[str, Any]]:
+    """The Python type and pydantic constraints implied by a column's SQL type."""
+    sa_type = column.type
+    if isinstance(sa_type, types.TypeDecorator):
+        sa_type = sa_type.impl_instance
+    if isinstance(sa_type, types.Enum):
+        if sa_type.enum_class is not None:
+            return sa_type.enum_class, {}
+        return Literal[tuple(sa_type.enums)], {}
+    if isinstance(sa_type, types.Boolean):
+        return bool, {}
+    if isinstance(sa_type, types.Integer):
+        for int_type, (low, high) in _INT_BOUNDS.items():
+            if isinstance(sa_type, int_type):
+                return int, {"ge": low, "le": high}
+        return int, {}
+    if isinstance(sa_type, types.Float) or (
+        isinstance(sa_type, types.Numeric) and not sa_type.asdecimal
+    ):
+        return float, {"allow_inf_nan": False}
+    if isinstance(sa_type, types.Numeric):
+        constraints: dict[str, Any] = {"allow_inf_nan": False}
+        if sa_type.precision is not None:
+            constraints["max_digits"] = sa_type.precision
+            constraints["decimal_places"] = sa_type.scale or 0
+        return Decimal, constraints
+    if isinstance(sa_type, types.String):
+        length = getattr(sa_type, "length", None)
+        return SafeStr, ({"max_length": length} if length else {})
+    if isinstance(sa_type, types.DateTime):
+        fix = _aware_utc if sa_type.timezone else _naive_utc
+        return Annotated[dt.datetime, AfterValidator(fix)], {}
+    if isinstance(sa_type, types.Date):
+        return dt.date, {}
+    if isinstance(sa_type, types.Time):
+        return dt.time, {}
+    if isinstance(sa_type, types.Interval):
+        return dt.timedelta, {}
+    if isinstance(sa_type, types.Uuid):
+        return uuid.UUID, {}
+    if isinstance(sa_type, types.JSON):
+        return Any, {}
+    if isinstance(sa_type, types.LargeBinary):
+        return bytes, {}
+    try:
+        return sa_type.python_type, {}
+    except NotImplementedError:
+        return Any, {}
+
+
+def describe_column(key: str, column: Column[Any]) -> ColumnInfo:
+    python_type, constraints = _base_type(column)
+    type_constraints = {
+        name: value for name, value in constraints.items() if name in {"ge", "le", "allow_inf_nan"}
+    }
+    extra = {name: value for name, value in column.info.items() if name in FIELD_INFO_KEYS}
+    constraints.update(extra)
+    if column.comment and "description" not in constraints:
+        constraints["description"] = column.comment
+    autoincrement_key = (
+        column.primary_key
+        and isinstance(column.type, types.Integer)
+        and column.autoincrement in (True, "auto")
+        and column.default is None
+        and not column.foreign_keys
+    )
+    server_set = bool(
+        autoincrement_key
+        or column.onupdate is not None
+        or column.server_onupdate is not None
+        or column.computed is not None
+        or column.identity is not None
+        or _is_computed(column.default)
+        or _is_computed_server_default(column)
+    )
+    has_default = column.default is not None or column.server_default is not None
+    return ColumnInfo(
+        key=key,
+        column=column,
+        python_type=python_type,
+        nullable=bool(column.nullable) and not column.primary_key,
+        primary_key=column.primary_key,
+        server_set=server_set,
+        has_default=has_default,
+        default=_scalar_default(column),
+        constraints=constraints,
+        type_constraints=type_constraints,
+    )
+
+
+def _is_computed_server_default(column: Column[Any]) -> bool:
+    # A SQL function (now(), gen_random_uuid()) is set by the database; a literal
+    # text default ("0", "true") is only a fallback and the column stays writable.
+    server_default = column.server_default
+    if server_default is None:
+        return False
+    arg = getattr(server_default, "arg", None)
+    if isinstance(arg, str):
+        return False
+    text = str(getattr(arg, "text", arg) or "").strip().lower()
+    literal = text[:1].isdigit() or text[:1] in ("'", "-") or text in {"true", "false", "null"}
+    return not literal
+
+
+def describe_columns(model: type[Any]) -> dict[str, ColumnInfo]:
+    """Every single-column attribute of `model`, keyed by attribute name."""
+    mapper = inspect(model, raiseerr=False)
+    if mapper is None:
+        raise ImproperlyConfigured(f"{model!r} is not a mapped SQLAlchemy model")
+    described: dict[str, ColumnInfo] = {}
+    for prop in mapper.column_attrs:
+        if len(prop.columns) != 1 or not isinstance(prop.columns[0], Column):
+            continue
+        described[prop.key] = describe_column(prop.key, prop.columns[0])
+    return described

@@ -1,0 +1,163 @@
+"""SQL for one resource, built with SQLAlchemy Core and read as rows, not ORM objects.
+
+Generated endpoints are hot paths: a `SELECT` read into a `Row`, an
+`INSERT ... RETURNING` and an `UPDATE ... RETURNING` cost one round trip each and
+skip the unit of work. Rows keep attribute access (`row.owner_id`), so permission
+objects treat them like model instances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    types,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:
+    from crudkit.resources import Resource
+
+# Types whose values do not compare reliably with `=` (json has no equality operator
+# in PostgreSQL; a float4 column differs from the float8 parameter read back from it).
+# They are left out of compare-and-swap checks.
+_UNCOMPARABLE = (types.JSON, types.LargeBinary, types.ARRAY, types.Float)
+
+
+def row_etag(row: Row[Any]) -> str:
+    """A strong validator of the row's full content."""
+    digest = hashlib.blake2b(repr(tuple(row)).encode(), digest_size=12).hexdigest()
+    return f'"{digest}"'
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Whether an `If-Match` / `If-None-Match` header lists `etag` (or is `*`)."""
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or any(c.removeprefix("W/") == etag for c in candidates)
+
+
+class ResourceQueries:
+    """The statements of one resource; every lookup takes the caller's scope condition."""
+
+    def __init__(self, resource: Resource) -> None:
+        self.resource = resource
+        self.table = resource.table
+        self.pk = resource.pk
+        infos = list(resource.columns.values())
+        # Every column (for ETags and permission checks), labelled by attribute name.
+        self.all_columns = [info.column.label(info.key) for info in infos]
+        self.readable_keys = [info.key for info in resource.readable_columns()]
+        self._comparable = [
+            info for info in infos if not isinstance(info.column.type, _UNCOMPARABLE)
+        ]
+
+    def select(self, condition: ColumnElement[bool] | None = None) -> Select[Any]:
+        stmt = select(*self.all_columns)
+        return stmt if condition is None else stmt.where(condition)
+
+    def public(self, row: Row[Any]) -> dict[str, Any]:
+        """The readable fields of a row, ready for JSON."""
+        mapping = row._mapping
+        return {key: mapping[key] for key in self.readable_keys}
+
+    async def get(
+        self, conn: AsyncConnection, pk: Any, condition: ColumnElement[bool] | None
+    ) -> Row[Any] | None:
+        stmt = self.select(condition).where(self.pk == pk)
+        return (await conn.execute(stmt)).first()
+
+    async def count(self, conn: AsyncConnection, stmt: Select[Any], mode: str) -> int | None:
+        if mode == "none":
+            return None
+        if mode == "estimate" and conn.dialect.name == "postgresql":
+            estimate = await self._estimate(conn, stmt)
+            if estimate is not None:
+                return estimate
+        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+        return int((await conn.execute(counted)).scalar_one())
+
+    async def _estimate(self, conn: AsyncConnection, stmt: Select[Any]) -> int | None:
+        compiled = stmt.order_by(None).compile(conn.sync_connection)
+        plan = await conn.execute(text("EXPLAIN (FORMAT JSON) " + str(compiled)), compiled.params)
+        try:
+            return int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+
+    async def insert(self, conn: AsyncConnection, values: Mapping[str, Any]) -> Row[Any]:
+        stmt = insert(self.table).values(self._by_column(values)).returning(*self.all_columns)
+        return (await conn.execute(stmt)).one()
+
+    async def update(
+        self,
+        conn: AsyncConnection,
+        current: Row[Any],
+        values: Mapping[str, Any],
+        *,
+        if_unchanged: bool = False,
+    ) -> Row[Any] | None:
+        """Write `values` to the row; with `if_unchanged`, only if it still holds `current`.
+
+        `None` means the row is gone, or changed meanwhile.
+        """
+        stmt = update(self.table).where(self._identity(current, if_unchanged))
+        stmt = stmt.values(self._by_column(values)).returning(*self.all_columns)
+        return (await conn.execute(stmt)).first()
+
+    async def delete(
+        self, conn: AsyncConnection, current: Row[Any], *, if_unchanged: bool = False
+    ) -> bool:
+        stmt = delete(self.table).where(self._identity(current, if_unchanged))
+        result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    def _identity(self, current: Row[Any], if_unchanged: bool) -> ColumnElement[bool]:
+        pk_matches = self.pk == current._mapping[self.resource.pk_info.key]
+        if not if_unchanged:
+            return pk_matches
+        # Compare-and-swap on the values read: a concurrent writer makes this match nothing.
+        mapping = current._mapping
+        return and_(
+            pk_matches,
+            *(
+                info.column.is_(None)
+                if mapping[info.key] is None
+                else info.column == mapping[info.key]
+                for info in self._comparable
+            ),
+        )
+
+    async def missing_reference(
+        self, conn: AsyncConnection, values: Mapping[str, Any]
+    ) -> str | None:
+        """The first field of `values` whose foreign key points at no row (SQLite does not say)."""
+        for key, value in values.items():
+            info = self.resource.columns.get(key)
+            if info is None or value is None:
+                continue
+            for foreign_key in info.column.foreign_keys:
+                target = foreign_key.column
+                found = await conn.execute(select(target).where(target == value).limit(1))
+                if found.first() is None:
+                    return key
+        return None
+
+    def _by_column(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        columns = self.resource.columns
+        return {columns[key].column.name: value for key, value in values.items()}
+
+
+def keys_of(rows: Sequence[Row[Any]], key: str) -> list[Any]:
+    return list(dict.fromkeys(row._mapping[key] for row in rows if row._mapping[key] is not None))

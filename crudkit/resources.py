@@ -1,0 +1,299 @@
+"""`Resource`: how one model is served, declared like a Django `ModelAdmin`.
+
+Plain class attributes cover the common case; methods cover the rest::
+
+    @crudkit.register(Product)
+    class ProductResource(crudkit.Resource):
+        owner_field = "owner_id"
+        public_read = True
+        search_fields = ["name"]
+
+        async def before_create(self, request, values):
+            values["name"] = values["name"].strip()
+            return values
+
+Options are checked when the resource is registered, so a typo fails at start
+with a message naming the model, not at the first request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from sqlalchemy import Column, Table, inspect, types
+from sqlalchemy.orm import Mapper, RelationshipDirection, RelationshipProperty
+
+from crudkit.exceptions import ImproperlyConfigured
+from crudkit.fields import ColumnInfo, describe_columns
+from crudkit.permissions import AND, BasePermission, DefaultPolicy
+from crudkit.schemas import (
+    CreateSchema,
+    OutSchema,
+    UpdateSchema,
+    build_create_schema,
+    build_out_schema,
+    build_update_schema,
+)
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from crudkit.registry import Registry
+
+CountMode = Literal["exact", "estimate", "none"]
+
+
+def snake_case(name: str) -> str:
+    """`OrderLine` -> `order_line`, `HTTPLog` -> `http_log`."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z\d])([A-Z])", r"\1_\2", name).lower()
+
+
+def pluralize(word: str) -> str:
+    """English plural of a snake_case noun, enough for model names."""
+    if re.search(r"[^aeiou]y$", word):
+        return word[:-1] + "ies"
+    if re.search(r"(s|x|z|ch|sh)$", word):
+        return word + "es"
+    return word + "s"
+
+
+def default_app_label(model: type[Any]) -> str:
+    """`shop.models` -> `shop`; `crudkit.contrib.auth.models` -> `auth`."""
+    explicit = getattr(model, "__app_label__", None)
+    if explicit:
+        return str(explicit)
+    parts = model.__module__.split(".")
+    for marker in ("models", "resources"):
+        if marker in parts[1:]:
+            return parts[parts.index(marker, 1) - 1]
+    return parts[-1]
+
+
+class Resource:
+    """Serves one model through the API and the admin; subclass it to set options."""
+
+    path: ClassVar[str | None] = None
+    """URL path under `api_prefix`; default: the model name in snake_case, pluralised."""
+    owner_field: ClassVar[str | None] = None
+    """Column holding the id of the user a row belongs to; set from the caller on create."""
+    public_read: ClassVar[bool] = False
+    """Anonymous users may list and retrieve every row."""
+    search_fields: ClassVar[Sequence[str]] = ()
+    """String columns searched, case-insensitively, by `?search=`."""
+    filter_fields: ClassVar[Sequence[str]] = ()
+    """Columns clients may filter on: `?price__gte=10`."""
+    ordering_fields: ClassVar[Sequence[str]] = ()
+    """Columns clients may order by: `?ordering=-price,name`."""
+    default_ordering: ClassVar[Sequence[str]] = ()
+    """Ordering when the client gives none (the primary key always breaks ties)."""
+    read_only_fields: ClassVar[Sequence[str]] = ()
+    """Returned but never written by clients."""
+    write_only_fields: ClassVar[Sequence[str]] = ()
+    """Accepted on write but never returned (a password, say)."""
+    expand_fields: ClassVar[Sequence[str] | None] = None
+    """Relationships `?expand=` may include; default: those to registered models."""
+    permissions: ClassVar[Sequence[BasePermission] | None] = None
+    """Permission objects replacing `DefaultPolicy`; all must allow."""
+    count: ClassVar[CountMode] = "exact"
+    """How list `total` is computed: exact `count(*)`, the planner's estimate, or none."""
+    admin: ClassVar[bool] = True
+    """Show the model in the admin panel."""
+    api: ClassVar[bool] = True
+    """Serve the model through the REST API."""
+    app_label: str | None = None
+    """App label used in permission codenames; default: the app the model's module is in."""
+    verbose_name: ClassVar[str | None] = None
+    """Human-readable singular name; default: from the class name."""
+
+    def __init__(self, model: type[Any], registry: Registry | None = None) -> None:
+        self.model = model
+        self.registry = registry
+        self.mapper: Mapper[Any] = self._mapper(model)
+        self.table: Table = self._table()
+        self.model_name = model.__name__.lower()
+        self.app_label = self.app_label or default_app_label(model)
+        self.pk = self._primary_key()
+        self.columns: dict[str, ColumnInfo] = describe_columns(model)
+        self.pk_info = next(info for info in self.columns.values() if info.column is self.pk)
+        self._validate()
+        self.path_segment = self._path_segment()
+        name = model.__name__
+        self.create_schema: type[CreateSchema] = build_create_schema(
+            f"{name}Create", self.writable_columns(create=True)
+        )
+        self.update_schema: type[UpdateSchema] = build_update_schema(
+            f"{name}Update", self.writable_columns(create=False)
+        )
+        self.out_schema: type[OutSchema] = build_out_schema(f"{name}Out", self.readable_columns())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} for {self.model.__name__}>"
+
+    # Introspection, checked at registration.
+
+    def _mapper(self, model: type[Any]) -> Mapper[Any]:
+        mapper = inspect(model, raiseerr=False)
+        if not isinstance(mapper, Mapper):
+            raise ImproperlyConfigured(
+                f"cannot register {model!r}: it is not a mapped SQLAlchemy model "
+                "(subclass crudkit.Model)"
+            )
+        return mapper
+
+    def _table(self) -> Table:
+        table = self.mapper.local_table
+        if not isinstance(table, Table):
+            raise ImproperlyConfigured(
+                f"cannot register {self.model.__name__}: not mapped to a table"
+            )
+        return table
+
+    def _primary_key(self) -> Column[Any]:
+        key = list(self.table.primary_key.columns)
+        name = self.model.__name__
+        if not key:
+            raise ImproperlyConfigured(f"cannot register {name}: the model has no primary key")
+        if len(key) > 1:
+            columns = ", ".join(column.name for column in key)
+            raise ImproperlyConfigured(
+                f"cannot register {name}: composite primary keys ({columns}) are not supported; "
+                "give the model a single-column primary key and a unique constraint instead"
+            )
+        return key[0]
+
+    def _validate(self) -> None:
+        name = type(self).__name__ if type(self) is not Resource else self.model.__name__
+        columns = self.columns
+
+        def check(option: str, values: Sequence[str]) -> None:
+            if isinstance(values, str):
+                raise ImproperlyConfigured(
+                    f"{name}.{option} must be a list of field names, not the string {values!r}"
+                )
+            for value in values:
+                if value not in columns:
+                    raise ImproperlyConfigured(
+                        f"{name}.{option} names {value!r}, which is not a column of "
+                        f"{self.model.__name__} (columns: {', '.join(columns)})"
+                    )
+
+        if self.owner_field is not None:
+            check("owner_field", [self.owner_field])
+        check("search_fields", self.search_fields)
+        check("filter_fields", self.filter_fields)
+        check("ordering_fields", self.ordering_fields)
+        check("default_ordering", [field.lstrip("-") for field in self.default_ordering])
+        check("read_only_fields", self.read_only_fields)
+        check("write_only_fields", self.write_only_fields)
+        for field in self.search_fields:
+            if not isinstance(columns[field].column.type, types.String):
+                raise ImproperlyConfigured(
+                    f"{name}.search_fields: {field!r} is not a string column"
+                )
+        both = set(self.read_only_fields) & set(self.write_only_fields)
+        if both:
+            raise ImproperlyConfigured(
+                f"{name}: {', '.join(sorted(both))} cannot be both read-only and write-only"
+            )
+        if self.count not in ("exact", "estimate", "none"):
+            raise ImproperlyConfigured(f"{name}.count must be 'exact', 'estimate' or 'none'")
+        if self.permissions is not None:
+            for permission in self.permissions:
+                if not isinstance(permission, BasePermission):
+                    raise ImproperlyConfigured(
+                        f"{name}.permissions must hold permission instances "
+                        f"(e.g. IsAuthenticated()), got {permission!r}"
+                    )
+        if self.path is not None and not re.fullmatch(r"/?[A-Za-z0-9_\-]+", self.path):
+            raise ImproperlyConfigured(
+                f"{name}.path must be one URL segment such as '/products', got {self.path!r}"
+            )
+
+    def _path_segment(self) -> str:
+        if self.path is not None:
+            return "/" + self.path.lstrip("/")
+        return "/" + pluralize(snake_case(self.model.__name__))
+
+    # Fields by role.
+
+    def readable_columns(self) -> list[ColumnInfo]:
+        hidden = set(self.write_only_fields)
+        return [info for key, info in self.columns.items() if key not in hidden]
+
+    def writable_columns(self, *, create: bool) -> list[ColumnInfo]:
+        excluded = set(self.read_only_fields)
+        if self.owner_field is not None:
+            excluded.add(self.owner_field)
+        writable = []
+        for key, info in self.columns.items():
+            if key in excluded or info.server_set:
+                continue
+            if info.primary_key and not (create and info.required_on_create):
+                continue  # a natural key is given on create and never changed
+            writable.append(info)
+        return writable
+
+    @property
+    def owner_column(self) -> Column[Any]:
+        if self.owner_field is None:
+            raise ImproperlyConfigured(f"{self.model.__name__} has no owner_field")
+        return self.columns[self.owner_field].column
+
+    @property
+    def name(self) -> str:
+        return self.verbose_name or snake_case(self.model.__name__).replace("_", " ")
+
+    @property
+    def name_plural(self) -> str:
+        return pluralize(snake_case(self.model.__name__)).replace("_", " ")
+
+    @cached_property
+    def relations(self) -> dict[str, RelationshipProperty[Any]]:
+        """Relationships `expand` may load (mappers are configured on first use)."""
+        allowed = None if self.expand_fields is None else set(self.expand_fields)
+        found = {}
+        for prop in self.mapper.relationships:
+            if prop.direction not in (
+                RelationshipDirection.MANYTOONE,
+                RelationshipDirection.ONETOMANY,
+            ):
+                continue
+            if allowed is not None and prop.key not in allowed:
+                continue
+            found[prop.key] = prop
+        if allowed is not None and (missing := allowed - set(found)):
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}.expand_fields names {', '.join(sorted(missing))}, "
+                f"not many-to-one or one-to-many relationships of {self.model.__name__}"
+            )
+        return found
+
+    def get_permission_codename(self, action: str) -> str:
+        """`shop.change_product` for action `change`."""
+        return f"{self.app_label}.{action}_{self.model_name}"
+
+    # Overridable hooks.
+
+    def get_permissions(self) -> BasePermission:
+        """The policy of this resource: `permissions` combined, or `DefaultPolicy`."""
+        if self.permissions is None:
+            return DefaultPolicy()
+        permissions = list(self.permissions)
+        return permissions[0] if len(permissions) == 1 else AND(*permissions)
+
+    async def before_create(self, request: Request, values: dict[str, Any]) -> dict[str, Any]:
+        """Change the column values about to be inserted (owner already set)."""
+        return values
+
+    async def before_update(
+        self, request: Request, obj: Any, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Change the column values about to be written to `obj`."""
+        return values
+
+    async def before_delete(self, request: Request, obj: Any) -> None:
+        """Called before `obj` is deleted; raise an `HTTPError` to refuse."""

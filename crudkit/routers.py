@@ -1,0 +1,448 @@
+"""A `Resource` served as five REST endpoints on an `APIRouter`.
+
+    GET    /products          list: filters, search, ordering, offset or cursor pages
+    POST   /products          create -> 201, Location, ETag
+    GET    /products/{id}     retrieve -> ETag; If-None-Match -> 304
+    PATCH  /products/{id}     update; stale If-Match -> 412
+    DELETE /products/{id}     delete -> 204; stale If-Match -> 412
+
+Every endpoint asks the resource's policy first (`has_permission`), reads rows only
+through the policy's query filter (what the caller may not see is 404), and asks
+`has_object_permission` on the row before changing it. Bodies are validated once
+by the generated schemas; rows are serialised straight to JSON bytes.
+"""
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic_core import to_json
+from sqlalchemy import ColumnElement, Row
+from sqlalchemy.exc import DBAPIError
+
+from crudkit.authentication import UserLike, get_user
+from crudkit.conf import Settings
+from crudkit.db import Database
+from crudkit.exceptions import (
+    HTTPError,
+    Invalid,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    translate_db_error,
+)
+from crudkit.expansion import Expansion, parse_expand
+from crudkit.filters import FilterSet, order_by_clauses
+from crudkit.openapi import error_responses, list_parameters
+from crudkit.pagination import CursorCodec, Page, keyset_condition
+from crudkit.permissions import Action, BasePermission
+from crudkit.queries import ResourceQueries, etag_matches, row_etag
+from crudkit.resources import Resource
+
+MAX_OFFSET = 2**62
+STANDARD_PARAMS = ("limit", "offset", "cursor", "ordering", "search", "expand")
+
+User = Annotated[UserLike, Depends(get_user)]
+
+
+def json_response(content: Any, status_code: int = 200, **headers: str) -> Response:
+    return Response(to_json(content), status_code, headers, media_type="application/json")
+
+
+class ResourceEndpoints:
+    """The endpoints of one resource, and the request-level policy checks they share."""
+
+    def __init__(self, resource: Resource, settings: Settings, codec: CursorCodec) -> None:
+        self.resource = resource
+        self.settings = settings
+        self.codec = codec
+        self.queries = ResourceQueries(resource)
+        self.filters = FilterSet(
+            resource.columns,
+            list(resource.filter_fields),
+            list(resource.search_fields),
+            list(resource.ordering_fields),
+        )
+        self.expansions: dict[str, Expansion] = {}
+        self.pk_key = resource.pk_info.key
+
+    # Policy.
+
+    @contextmanager
+    def serving(self, request: Request) -> Iterator[BasePermission]:
+        """Point `request.state.resource` at this resource while its policy is asked."""
+        previous = getattr(request.state, "resource", None)
+        request.state.resource = self.resource
+        try:
+            yield self.resource.get_permissions()
+        finally:
+            request.state.resource = previous
+
+    def check(self, request: Request, action: Action) -> ColumnElement[bool] | None:
+        """Refuse the request (401/403) or return the caller's row filter for `action`."""
+        request.state.resource = self.resource
+        policy = self.resource.get_permissions()
+        if not policy.has_permission(request, action):
+            user: UserLike = request.scope["user"]
+            if not user.is_authenticated:
+                raise NotAuthenticated()
+            raise PermissionDenied()
+        return policy.get_query_filter(request, action)
+
+    def can_read(self, request: Request) -> bool:
+        with self.serving(request) as policy:
+            return policy.has_permission(request, Action.LIST)
+
+    def read_filter(self, request: Request) -> ColumnElement[bool] | None:
+        with self.serving(request) as policy:
+            return policy.get_query_filter(request, Action.LIST)
+
+    def check_object(self, request: Request, action: Action, row: Row[Any]) -> None:
+        if not self.resource.get_permissions().has_object_permission(request, action, row):
+            if action.is_read:
+                raise NotFound()
+            raise PermissionDenied()
+
+    # Helpers.
+
+    @staticmethod
+    def db(request: Request) -> Database:
+        db: Database = request.app.state.db
+        return db
+
+    def location(self, request: Request, row: Row[Any]) -> str:
+        pk = row._mapping[self.pk_key]
+        return request.app.url_path_for(self.route_name("retrieve"), id=str(pk))
+
+    def route_name(self, action: str) -> str:
+        return f"{self.resource.app_label}.{self.resource.model_name}-{action}"
+
+    def check_if_match(self, request: Request, row: Row[Any]) -> bool:
+        """Refuse a stale `If-Match` (412); whether the write must be compare-and-swap."""
+        header = request.headers.get("if-match")
+        if header is None:
+            return False
+        if not etag_matches(header, row_etag(row)):
+            raise PreconditionFailed()
+        return True
+
+    async def write_error(
+        self, request: Request, exc: DBAPIError, values: Mapping[str, Any]
+    ) -> HTTPError:
+        """The HTTP error a failed write means, naming the field when the database did not."""
+        error = translate_db_error(exc, self.resource.table)
+        if isinstance(error, Invalid) and error.detail[0]["type"] == "foreign_key":
+            loc = error.detail[0]["loc"]
+            if loc[-1] not in self.resource.columns:
+                async with self.db(request).read() as conn:
+                    field = await self.queries.missing_reference(conn, values)
+                if field is not None:
+                    error = Invalid.single(
+                        ["body", field],
+                        f"{field} refers to a row that does not exist.",
+                        "foreign_key",
+                    )
+        return error
+
+    def _reject_unknown_params(self, request: Request) -> None:
+        allowed = self.allowed_params
+        unknown = [name for name in request.query_params if name not in allowed]
+        if unknown:
+            names = ", ".join(sorted(allowed))
+            raise Invalid(
+                [
+                    {
+                        "loc": ["query", name],
+                        "msg": f"unknown query parameter {name!r}; allowed: {names}",
+                        "type": "extra_forbidden",
+                    }
+                    for name in unknown
+                ]
+            )
+
+    @property
+    def allowed_params(self) -> set[str]:
+        standard = {"limit", "offset", "cursor", "ordering"}
+        if self.filters.search_columns:
+            standard.add("search")
+        if self.expansions:
+            standard.add("expand")
+        return standard | set(self.filters.params)
+
+    # Endpoints.
+
+    async def list(
+        self,
+        request: Request,
+        scope: ColumnElement[bool] | None,
+        limit: int,
+        offset: int,
+        cursor: str | None,
+        ordering: str | None,
+        search: str | None,
+        expand: str | None,
+    ) -> Response:
+        self._reject_unknown_params(request)
+        if cursor is not None and "offset" in request.query_params:
+            raise Invalid.single(["query", "cursor"], "use either cursor or offset, not both")
+        conditions = self.filters.conditions(request.query_params)
+        if search and (matched := self.filters.search(search)) is not None:
+            conditions.append(matched)
+        order = self.filters.ordering(ordering, list(self.resource.default_ordering))
+        if all(field != self.pk_key for field, _ in order):
+            order.append((self.pk_key, False))
+        expansions = parse_expand(expand, self.expansions)
+        after = self.codec.decode(cursor, order, self.resource.columns) if cursor else None
+
+        base = self.queries.select(scope).where(*conditions)
+        page = (
+            base
+            if after is None
+            else base.where(keyset_condition(self.resource.columns, order, after))
+        )
+        page = page.order_by(*order_by_clauses(self.resource.columns, order)).limit(limit + 1)
+        if after is None and offset:
+            page = page.offset(offset)
+        async with self.db(request).read() as conn:
+            rows = list((await conn.execute(page)).all())
+            more = len(rows) > limit
+            rows = rows[:limit]
+            total: int | None = None
+            if after is None:
+                if not more and (rows or not offset):
+                    total = offset + len(rows)  # the page reached the end: no count needed
+                else:
+                    total = await self.queries.count(conn, base, self.resource.count)
+            loaded = [(e, await e.load(conn, request, rows)) for e in expansions]
+        items = []
+        for row in rows:
+            item = self.queries.public(row)
+            for expansion, related in loaded:
+                expansion.attach(item, row, related)
+            items.append(item)
+        next_cursor = None
+        if more:
+            last = rows[-1]._mapping
+            next_cursor = self.codec.encode(order, [last[field] for field, _ in order])
+        return json_response({"items": items, "total": total, "next_cursor": next_cursor})
+
+    async def retrieve(
+        self, request: Request, scope: ColumnElement[bool] | None, pk: Any, expand: str | None
+    ) -> Response:
+        self._reject_unknown_params(request)
+        expansions = parse_expand(expand, self.expansions)
+        async with self.db(request).read() as conn:
+            row = await self.queries.get(conn, pk, scope)
+            if row is None:
+                raise NotFound()
+            self.check_object(request, Action.RETRIEVE, row)
+            loaded = [(e, await e.load(conn, request, [row])) for e in expansions]
+        etag = row_etag(row)
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match is not None and etag_matches(if_none_match, etag):
+            return Response(status_code=304, headers={"ETag": etag})
+        item = self.queries.public(row)
+        for expansion, related in loaded:
+            expansion.attach(item, row, related)
+        return json_response(item, ETag=etag)
+
+    async def create(self, request: Request, body: Any) -> Response:
+        values: dict[str, Any] = body.model_dump(exclude_unset=True)
+        resource = self.resource
+        if resource.owner_field is not None:
+            values[resource.owner_field] = request.scope["user"].id
+        values = await resource.before_create(request, values)
+        try:
+            async with self.db(request).transaction() as conn:
+                row = await self.queries.insert(conn, values)
+        except DBAPIError as exc:
+            raise await self.write_error(request, exc, values) from exc
+        return json_response(
+            self.queries.public(row),
+            201,
+            Location=self.location(request, row),
+            ETag=row_etag(row),
+        )
+
+    async def update(
+        self, request: Request, scope: ColumnElement[bool] | None, pk: Any, body: Any
+    ) -> Response:
+        values: dict[str, Any] = body.model_dump(exclude_unset=True)
+        try:
+            async with self.db(request).transaction() as conn:
+                row = await self.queries.get(conn, pk, scope)
+                if row is None:
+                    raise NotFound()
+                self.check_object(request, Action.UPDATE, row)
+                conditional = self.check_if_match(request, row)
+                values = await self.resource.before_update(request, row, values)
+                if values:
+                    updated = await self.queries.update(conn, row, values, if_unchanged=conditional)
+                    if updated is None:
+                        raise PreconditionFailed() if conditional else NotFound()
+                    row = updated
+        except DBAPIError as exc:
+            raise await self.write_error(request, exc, values) from exc
+        return json_response(self.queries.public(row), ETag=row_etag(row))
+
+    async def delete(
+        self, request: Request, scope: ColumnElement[bool] | None, pk: Any
+    ) -> Response:
+        try:
+            async with self.db(request).transaction() as conn:
+                row = await self.queries.get(conn, pk, scope)
+                if row is None:
+                    raise NotFound()
+                self.check_object(request, Action.DELETE, row)
+                conditional = self.check_if_match(request, row)
+                await self.resource.before_delete(request, row)
+                if not await self.queries.delete(conn, row, if_unchanged=conditional):
+                    raise PreconditionFailed() if conditional else NotFound()
+        except DBAPIError as exc:
+            raise translate_db_error(exc, self.resource.table) from exc
+        return Response(status_code=204)
+
+    # The router.
+
+    def build_router(self) -> APIRouter:
+        resource = self.resource
+        settings = self.settings
+        tag = resource.name_plural.capitalize()
+        router = APIRouter(prefix=resource.path_segment, tags=[tag])
+        pk_type = Annotated[
+            resource.pk_info.python_type,
+            Path(**resource.pk_info.type_constraints),
+        ]
+        out = resource.out_schema
+
+        def allowed(action: Action) -> Any:
+            # A dependency, so refusals (401/403) come before the body is validated.
+            async def check(request: Request, user: User) -> ColumnElement[bool] | None:
+                return self.check(request, action)
+
+            return Annotated[ColumnElement[bool] | None, Depends(check)]
+
+        expand_doc = f"Relations to include: {', '.join(self.expansions) or 'none'}"
+
+        async def list_endpoint(
+            request: Request,
+            scope: allowed(Action.LIST),  # type: ignore[valid-type]
+            limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = (
+                settings.page_size_default
+            ),
+            offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+            cursor: Annotated[str | None, Query(max_length=4096)] = None,
+            ordering: Annotated[str | None, Query(max_length=1000)] = None,
+            search: Annotated[str | None, Query(max_length=1000)] = None,
+            expand: Annotated[str | None, Query(max_length=1000, description=expand_doc)] = None,
+        ) -> Response:
+            return await self.list(request, scope, limit, offset, cursor, ordering, search, expand)
+
+        async def retrieve_endpoint(
+            request: Request,
+            scope: allowed(Action.RETRIEVE),  # type: ignore[valid-type]
+            id: pk_type,  # type: ignore[valid-type]
+            expand: Annotated[str | None, Query(max_length=1000, description=expand_doc)] = None,
+        ) -> Response:
+            return await self.retrieve(request, scope, id, expand)
+
+        async def create_endpoint(
+            request: Request,
+            scope: allowed(Action.CREATE),  # type: ignore[valid-type]
+            body: resource.create_schema,  # type: ignore[name-defined]
+        ) -> Response:
+            return await self.create(request, body)
+
+        async def update_endpoint(
+            request: Request,
+            scope: allowed(Action.UPDATE),  # type: ignore[valid-type]
+            id: pk_type,  # type: ignore[valid-type]
+            body: resource.update_schema,  # type: ignore[name-defined]
+        ) -> Response:
+            return await self.update(request, scope, id, body)
+
+        async def delete_endpoint(
+            request: Request,
+            scope: allowed(Action.DELETE),  # type: ignore[valid-type]
+            id: pk_type,  # type: ignore[valid-type]
+        ) -> Response:
+            return await self.delete(request, scope, id)
+
+        list_params = list_parameters(self.filters, self.allowed_params)
+        if "search" not in self.allowed_params:
+            _drop_parameter(list_endpoint, "search")
+        if "expand" not in self.allowed_params:
+            _drop_parameter(list_endpoint, "expand")
+            _drop_parameter(retrieve_endpoint, "expand")
+
+        router.add_api_route(
+            "",
+            list_endpoint,
+            methods=["GET"],
+            name=self.route_name("list"),
+            summary=f"List {resource.name_plural}",
+            response_model=Page[out],  # type: ignore[valid-type]
+            responses=error_responses(401, 403, 422),
+            openapi_extra={"parameters": list_params} if list_params else None,
+        )
+        router.add_api_route(
+            "",
+            create_endpoint,
+            methods=["POST"],
+            name=self.route_name("create"),
+            summary=f"Create a {resource.name}",
+            status_code=201,
+            response_model=out,
+            responses=error_responses(401, 403, 409, 413, 422, created=True),
+        )
+        router.add_api_route(
+            "/{id}",
+            retrieve_endpoint,
+            methods=["GET"],
+            name=self.route_name("retrieve"),
+            summary=f"Retrieve a {resource.name}",
+            response_model=out,
+            responses=error_responses(304, 401, 403, 404, 422, etag=True),
+        )
+        router.add_api_route(
+            "/{id}",
+            update_endpoint,
+            methods=["PATCH"],
+            name=self.route_name("update"),
+            summary=f"Update a {resource.name}",
+            response_model=out,
+            responses=error_responses(401, 403, 404, 409, 412, 413, 422, etag=True),
+        )
+        router.add_api_route(
+            "/{id}",
+            delete_endpoint,
+            methods=["DELETE"],
+            name=self.route_name("delete"),
+            summary=f"Delete a {resource.name}",
+            status_code=204,
+            response_class=Response,
+            responses=error_responses(401, 403, 404, 412, 422),
+        )
+        return router
+
+
+def _drop_parameter(func: Callable[..., Any], name: str) -> None:
+    signature = inspect.signature(func)
+    params = [param for param in signature.parameters.values() if param.name != name]
+    func.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+
+
+def link_expansions(endpoints: Mapping[type[Any], ResourceEndpoints]) -> None:
+    """Give each resource the relations it may expand: those to other served models."""
+    for owner in endpoints.values():
+        for key, prop in owner.resource.relations.items():
+            target = endpoints.get(prop.mapper.class_)
+            if target is None or not target.resource.api:
+                continue
+            try:
+                owner.expansions[key] = Expansion(key, prop, target)
+            except ValueError:
+                continue

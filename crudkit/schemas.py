@@ -1,0 +1,78 @@
+"""Pydantic v2 schemas generated from a model: `Create`, `Update` and `Out`.
+
+- `Create`: the writable columns (no server-set columns, no owner, no read-only
+  fields); unknown keys are refused.
+- `Update`: `Create` with every field optional; only the keys sent change.
+- `Out`: every readable column (write-only fields left out).
+
+Constraints come from the columns (`String(200)` -> `max_length=200`, `Numeric(10, 2)`
+-> digits and places, `info={"ge": 0}` -> `ge=0`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from crudkit.fields import ColumnInfo
+
+
+class CreateSchema(BaseModel):
+    """Base of generated `Create` schemas."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class UpdateSchema(BaseModel):
+    """Base of generated `Update` schemas: PATCH bodies, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutSchema(BaseModel):
+    """Base of generated `Out` schemas."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _annotation(info: ColumnInfo, *, nullable: bool) -> Any:
+    return info.python_type | None if nullable else info.python_type
+
+
+def _field(info: ColumnInfo, *, default: Any, **extra: Any) -> Any:
+    constraints = {**info.constraints, **extra}
+    return Field(default, **constraints)
+
+
+def build_create_schema(name: str, columns: Iterable[ColumnInfo]) -> type[CreateSchema]:
+    fields: dict[str, Any] = {}
+    for info in columns:
+        annotation = _annotation(info, nullable=info.nullable)
+        if info.required_on_create:
+            fields[info.key] = (annotation, _field(info, default=...))
+        else:
+            fields[info.key] = (annotation, _field(info, default=info.default))
+    return create_model(name, __base__=CreateSchema, **fields)
+
+
+def build_update_schema(name: str, columns: Iterable[ColumnInfo]) -> type[UpdateSchema]:
+    # An omitted key keeps its value; an explicit null is accepted only by nullable columns.
+    fields = {
+        info.key: (_annotation(info, nullable=info.nullable), _field(info, default=None))
+        for info in columns
+    }
+    return create_model(name, __base__=UpdateSchema, **fields)
+
+
+def build_out_schema(name: str, columns: Iterable[ColumnInfo]) -> type[OutSchema]:
+    fields: dict[str, Any] = {}
+    for info in columns:
+        # Output is what the database holds: no input constraints, only the type.
+        annotation = info.python_type
+        if info.nullable:
+            fields[info.key] = (annotation | None, None)
+        else:
+            fields[info.key] = (annotation, ...)
+    return create_model(name, __base__=OutSchema, **fields)

@@ -1,0 +1,69 @@
+"""The shop's models, as DESIGN.md describes them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+import crudkit
+from crudkit.contrib.auth.models import User
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Category(crudkit.Model):
+    __tablename__ = "shop_category"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+    products: Mapped[list[Product]] = relationship(back_populates="category", lazy="raise")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(crudkit.Model):
+    __tablename__ = "shop_product"
+    __table_args__ = (CheckConstraint("price >= 0", name="price_non_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), info={"ge": 0})
+    in_stock: Mapped[bool] = mapped_column(default=True)
+    category_id: Mapped[int | None] = mapped_column(
+        ForeignKey("shop_category.id", ondelete="SET NULL"), index=True
+    )
+    owner_id: Mapped[int] = mapped_column(ForeignKey("auth_user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    category: Mapped[Category | None] = relationship(back_populates="products", lazy="raise")
+    owner: Mapped[User] = relationship(lazy="raise")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Order(crudkit.Model):
+    __tablename__ = "shop_order"
+    __table_args__ = (CheckConstraint("quantity BETWEEN 1 AND 1000", name="quantity_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("shop_product.id"), index=True)
+    quantity: Mapped[int] = mapped_column(info={"ge": 1, "le": 1000})
+    note: Mapped[str | None] = mapped_column(Text)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("auth_user.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    product: Mapped[Product] = relationship(lazy="raise")
+    owner: Mapped[User] = relationship(lazy="raise")
+
+    def __str__(self) -> str:
+        return f"Order #{self.id}"
