@@ -10,17 +10,19 @@ for the app's lifetime. Nothing is created at import time.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from crudkit import health, metrics
 from crudkit.apps import Apps
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database
@@ -33,8 +35,6 @@ from crudkit.registry import Registry
 from crudkit.routers import ResourceEndpoints, link_expansions
 
 logger = logging.getLogger("crudkit")
-
-HEALTH_TIMEOUT = 1.0
 
 
 def create_app(
@@ -75,8 +75,8 @@ def create_app(
     app.state.cursor_codec = CursorCodec(settings.secret_key)
 
     _install_error_handlers(app)
-    app.include_router(_health_router())
-    app.include_router(build_api_router(apps, settings), prefix=settings.api_prefix)
+    app.include_router(health.router)
+    install_api(app, apps, settings)
     for hook in apps.app_hooks:
         hook(app)
 
@@ -90,6 +90,9 @@ def create_app(
             allow_headers=["*"],
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
+    if settings.metrics_enabled:
+        metrics.install(app)
+    # Our own limit rather than FastAPI's `max_body_size`, whose 413 is plain text.
     app.add_middleware(BodySizeLimitMiddleware, max_size=settings.max_body_size)
     app.add_middleware(
         RequestContextMiddleware, admin_path=settings.admin_path, https_only=settings.https_only
@@ -98,9 +101,8 @@ def create_app(
     return app
 
 
-def build_api_router(apps: Apps, settings: Settings) -> APIRouter:
-    """Every served resource's routes, plus the routers apps contributed."""
-    router = APIRouter()
+def install_api(app: FastAPI, apps: Apps, settings: Settings) -> None:
+    """Serve every resource, plus the routers apps contributed, under `api_prefix`."""
     codec = CursorCodec(settings.secret_key)
     endpoints = {
         resource.model: ResourceEndpoints(resource, settings, codec)
@@ -109,30 +111,10 @@ def build_api_router(apps: Apps, settings: Settings) -> APIRouter:
     }
     link_expansions(endpoints)
     for extra in apps.routers:
-        router.include_router(extra)
+        app.include_router(extra, prefix=settings.api_prefix)
     for resource_endpoints in endpoints.values():
-        router.include_router(resource_endpoints.build_router())
-    return router
-
-
-def _health_router() -> APIRouter:
-    router = APIRouter(tags=["Operations"])
-
-    @router.get(
-        "/healthz",
-        summary="Liveness: the database answers",
-        responses={503: {"description": "The database is unreachable."}},
-    )
-    async def healthz(request: Request) -> JSONResponse:
-        db: Database = request.app.state.db
-        try:
-            await asyncio.wait_for(db.ping(), HEALTH_TIMEOUT)
-        except (TimeoutError, OSError, DBAPIError, PoolTimeout) as exc:
-            logger.warning("health check failed: %s", exc)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
-    return router
+        # Added to the app's own router: an included router builds every route twice.
+        resource_endpoints.add_routes(app.router, settings.api_prefix)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -156,10 +138,37 @@ def _install_error_handlers(app: FastAPI) -> None:
         logger.exception("unhandled error", exc_info=exc)
         return JSONResponse({"detail": "Internal server error."}, 500)
 
+    async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette answers with the methods of the first route matching the path only;
+        # list every method the path accepts.
+        methods: set[str] = set()
+        for route in request.app.router.routes:
+            if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
+                methods |= route.methods or set()
+        return JSONResponse(
+            {"detail": "Method Not Allowed"},
+            405,
+            headers={"Allow": ", ".join(sorted(methods))},
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's shape without echoing `input`: it may hold a password, and a NaN or
+        # a lone surrogate in it could not even be rendered as JSON.
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, 422)
+
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(405, method_not_allowed)
     app.add_exception_handler(HTTPError, http_error)
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(PoolTimeout, database_error)
-    app.add_exception_handler(ConnectionError, database_error)
+    # A refused, reset or timed-out connection (to the database, or Redis) is a 503.
+    app.add_exception_handler(OSError, database_error)
+    app.add_exception_handler(TimeoutError, database_error)
     app.add_exception_handler(Exception, server_error)
 
 

@@ -34,12 +34,14 @@ if TYPE_CHECKING:
     from crudkit.authentication import Authenticator
     from crudkit.checks import Check
     from crudkit.conf import Settings
+    from crudkit.events import WriteEvent, WriteHook
     from crudkit.registry import Registry
     from crudkit.resources import Resource
 
 AppHook = Callable[["FastAPI"], None]
 PostMigrateHook = Callable[["Apps", "AsyncConnection"], Awaitable[object]]
 ShutdownHook = Callable[[], Awaitable[object]]
+ReadinessProbe = Callable[["FastAPI"], Awaitable[object]]
 
 
 class AppConfig:
@@ -48,7 +50,7 @@ class AppConfig:
     name: str = ""
     """Dotted path of the app's package, e.g. `shop` or `crudkit.contrib.auth`."""
     label: str = ""
-    """Short unique name, used in permission codenames and migrations; default: last part of `name`."""
+    """Short unique name for permission codenames and migrations; default: end of `name`."""
     verbose_name: str = ""
     """Human-readable name shown in the admin."""
     models_module: str | None = "models"
@@ -156,6 +158,8 @@ class Apps:
         self.app_hooks: list[AppHook] = []
         self.post_migrate_hooks: list[PostMigrateHook] = []
         self.shutdown_hooks: list[ShutdownHook] = []
+        self.write_hooks: list[WriteHook] = []
+        self.readiness_probes: dict[str, ReadinessProbe] = {}
         self.authenticator: Authenticator | None = None
         self.ready = False
 
@@ -243,6 +247,18 @@ class Apps:
     def on_post_migrate(self, hook: PostMigrateHook) -> None:
         """Called after `migrate` with a connection inside its transaction."""
         self.post_migrate_hooks.append(hook)
+
+    def add_readiness_probe(self, name: str, probe: ReadinessProbe) -> None:
+        """A check `/readyz` runs (raise to report the service unavailable)."""
+        self.readiness_probes[name] = probe
+
+    def on_write(self, hook: WriteHook) -> None:
+        """Awaited after every create, update and delete, inside its transaction."""
+        self.write_hooks.append(hook)
+
+    async def notify_write(self, conn: AsyncConnection, event: WriteEvent) -> None:
+        for hook in self.write_hooks:
+            await hook(conn, event)
 
     def on_shutdown(self, hook: ShutdownHook) -> None:
         """Awaited when the app stops (close clients, pools)."""

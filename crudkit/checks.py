@@ -1,16 +1,46 @@
 """System checks: configuration mistakes reported with stable ids, like Django's.
 
-crudkit.E001  error     ...
+`manage.py check` runs the core checks below, then those apps add from
+`AppConfig.ready()` with `apps.add_check(fn)`; a check takes the populated
+`Apps` and returns `Message`s. `check --deploy` also runs the deployment
+checks. Checks run outside any event loop.
+
+crudkit.E001  error                 models have changes that no migration describes
+crudkit.E002  error                 the project cannot be loaded (settings, an app, a resource)
+crudkit.E003  error, --deploy       no `secret_key`: `debug` generated a development key
+crudkit.E004  error, --deploy       `secret_key` is weak: well known, short or low-entropy
+crudkit.E005  error                 CORS allows every origin *with* credentials
+crudkit.W001  warning               `debug` is on (a generated secret key, readable logs)
+crudkit.W002  warning, --deploy     SQLite: one machine, one writer at a time
+crudkit.W003  warning, --deploy     `https_only` is off: cookies without `Secure`, no HSTS
+crudkit.W004  warning, --deploy     `/docs`, `/redoc` and `/openapi.json` are served
+crudkit.W005  warning, --deploy     `cors_origins` is `*`: any web site may call the API
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from crudkit.apps import Apps
+
+MAX_LISTED_CHANGES = 3
+SECRET_KEY_MIN_LENGTH = 50
+"""Django's threshold for a production secret key."""
+SECRET_KEY_MIN_UNIQUE = 5
+SECRET_KEY_MIN_BITS = 128
+"""Entropy estimated from the key's own character frequencies."""
+WELL_KNOWN_SECRET_KEYS = {
+    # crudkit's own test suite and docs: public, so anyone can sign tokens with them.
+    "test-secret-key-that-is-long-enough-for-hs256",
+}
+WELL_KNOWN_MARKERS = ("changeme", "change-me", "change_me", "insecure", "example", "your-secret")
 
 
 @dataclass(frozen=True)
@@ -26,5 +56,214 @@ class Message:
         hint = f"\n\tHINT: {self.hint}" if self.hint else ""
         return f"{self.id} ({self.level}): {self.msg}{hint}"
 
+    @property
+    def is_error(self) -> bool:
+        return self.level == "error"
+
 
 Check = Callable[["Apps"], list[Message]]
+
+
+def check_migrations(apps: Apps) -> list[Message]:
+    """crudkit.E001: models and migrations agree (what `makemigrations --check` compares)."""
+    from crudkit.cli.migrations import Migrations, pending_changes
+
+    messages = []
+    for draft in asyncio.run(pending_changes(Migrations(apps))):
+        changes = [change.lstrip("+-~ ") for change in draft.changes]
+        listed = ", ".join(changes[:MAX_LISTED_CHANGES])
+        if len(changes) > MAX_LISTED_CHANGES:
+            listed += f" and {len(changes) - MAX_LISTED_CHANGES} more"
+        messages.append(
+            Message(
+                "crudkit.E001",
+                "error",
+                f"the models of app {draft.app_label!r} have changes no migration describes: "
+                f"{listed}",
+                hint=f"run `manage.py makemigrations {draft.app_label}`, then `migrate`",
+            )
+        )
+    return messages
+
+
+def load_error(error: str) -> Message:
+    """crudkit.E002: the project could not be loaded, so no other check could run."""
+    return Message(
+        "crudkit.E002",
+        "error",
+        f"the project cannot be loaded: {error}",
+        hint="fix this first; `--traceback` shows where it was raised",
+    )
+
+
+def check_debug(apps: Apps) -> list[Message]:
+    """crudkit.W001: `debug` is meant for development only."""
+    if not apps.settings.debug:
+        return []
+    return [
+        Message(
+            "crudkit.W001",
+            "warning",
+            "debug is on: development logs, and a generated secret key when none is set",
+            hint="set CRUDKIT_DEBUG=false and CRUDKIT_SECRET_KEY in production",
+        )
+    ]
+
+
+def check_cors_credentials(apps: Apps) -> list[Message]:
+    """crudkit.E005: no CORS middleware may allow every origin and credentials together.
+
+    crudkit's own (from `cors_origins`) never does; a middleware an app adds might,
+    and with credentials Starlette echoes the caller's origin: any site could then
+    act with a visitor's cookies. The built app is inspected, whoever added it.
+    """
+    from fastapi.middleware.cors import CORSMiddleware
+
+    from crudkit.app import create_app
+
+    app = create_app(apps.settings, apps=apps)
+    for middleware in app.user_middleware:
+        if not (isinstance(middleware.cls, type) and issubclass(middleware.cls, CORSMiddleware)):
+            continue
+        options: dict[str, Any] = dict(middleware.kwargs)
+        origins = options.get("allow_origins") or ()
+        every_origin = "*" in origins or options.get("allow_origin_regex") in (".*", "^.*$")
+        if every_origin and options.get("allow_credentials"):
+            return [
+                Message(
+                    "crudkit.E005",
+                    "error",
+                    "a CORS middleware allows every origin with credentials: any web site "
+                    "can send requests with a visitor's cookies and read the answers",
+                    hint="list the origins allowed (cors_origins), or turn credentials off",
+                )
+            ]
+    return []
+
+
+def check_secret_key(apps: Apps) -> list[Message]:
+    """crudkit.E003 and E004: production needs a secret key of its own, hard to guess."""
+    settings = apps.settings
+    key = settings.secret_key
+    if settings.debug and key == _read(settings.secret_key_file):
+        return [
+            Message(
+                "crudkit.E003",
+                "error",
+                f"no secret_key is set: debug generated a development key "
+                f"({settings.secret_key_file})",
+                hint='set CRUDKIT_SECRET_KEY, e.g. from python -c "import secrets; '
+                'print(secrets.token_urlsafe(48))"',
+            )
+        ]
+    weakness = secret_key_weakness(key)
+    if weakness is None:
+        return []
+    return [
+        Message(
+            "crudkit.E004",
+            "error",
+            f"secret_key is weak: {weakness}; whoever guesses it can sign tokens and sessions",
+            hint=f"use a random key of at least {SECRET_KEY_MIN_LENGTH} characters, e.g. "
+            'python -c "import secrets; print(secrets.token_urlsafe(48))"',
+        )
+    ]
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why `key` is easy to guess (a well-known value, short, low-entropy), or None."""
+    lowered = key.lower()
+    if key in WELL_KNOWN_SECRET_KEYS or any(marker in lowered for marker in WELL_KNOWN_MARKERS):
+        return "it is a well-known value"
+    if len(key) < SECRET_KEY_MIN_LENGTH:
+        return f"it is shorter than {SECRET_KEY_MIN_LENGTH} characters"
+    counts = Counter(key)
+    bits = sum(n * math.log2(len(key) / n) for n in counts.values())
+    if len(counts) < SECRET_KEY_MIN_UNIQUE or bits < SECRET_KEY_MIN_BITS:
+        return f"it has little entropy (about {bits:.0f} bits)"
+    return None
+
+
+def check_database(apps: Apps) -> list[Message]:
+    """crudkit.W002: production runs on PostgreSQL."""
+    if not apps.settings.is_sqlite:
+        return []
+    return [
+        Message(
+            "crudkit.W002",
+            "warning",
+            "the database is SQLite: one machine, one writer at a time, no concurrent workers "
+            "across machines",
+            hint="set CRUDKIT_DATABASE_URL=postgresql+asyncpg://... in production",
+        )
+    ]
+
+
+def check_https(apps: Apps) -> list[Message]:
+    """crudkit.W003: served over HTTPS, cookies are `Secure` and HSTS is sent."""
+    if apps.settings.https_only:
+        return []
+    return [
+        Message(
+            "crudkit.W003",
+            "warning",
+            "https_only is off: the admin's session cookie is not Secure and no HSTS header "
+            "is sent",
+            hint="serve over HTTPS and set CRUDKIT_HTTPS_ONLY=true",
+        )
+    ]
+
+
+def check_docs(apps: Apps) -> list[Message]:
+    """crudkit.W004: the interactive docs describe every endpoint to anyone."""
+    if not apps.settings.docs_enabled:
+        return []
+    return [
+        Message(
+            "crudkit.W004",
+            "warning",
+            "the API docs (/docs, /redoc, /openapi.json) are served to anyone",
+            hint="set CRUDKIT_DOCS_ENABLED=false unless the API is public on purpose",
+        )
+    ]
+
+
+def check_cors_origins(apps: Apps) -> list[Message]:
+    """crudkit.W005: `cors_origins = ["*"]` lets every web site call the API from a browser."""
+    if "*" not in apps.settings.cors_origins:
+        return []
+    return [
+        Message(
+            "crudkit.W005",
+            "warning",
+            "cors_origins is '*': any web site may call the API from its visitors' browsers "
+            "(without cookies)",
+            hint="list your front ends' origins in CRUDKIT_CORS_ORIGINS",
+        )
+    ]
+
+
+CORE_CHECKS: list[Check] = [check_debug, check_cors_credentials, check_migrations]
+DEPLOY_CHECKS: list[Check] = [
+    check_secret_key,
+    check_database,
+    check_https,
+    check_docs,
+    check_cors_origins,
+]
+
+
+def run_checks(apps: Apps, *, deploy: bool = False) -> list[Message]:
+    """Every finding of the core checks (and deployment checks), then of the apps' checks."""
+    checks = [*CORE_CHECKS, *(DEPLOY_CHECKS if deploy else []), *apps.checks]
+    messages: list[Message] = []
+    for check in checks:
+        messages.extend(check(apps))
+    return messages
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None

@@ -100,10 +100,18 @@ class Settings(BaseSettings):
     """Served over HTTPS only: secure cookies and HSTS."""
     docs_enabled: bool = True
     """Serve `/docs`, `/redoc` and `/openapi.json`."""
+    metrics_enabled: bool = True
+    """Serve Prometheus metrics at `/metrics` (needs the `metrics` extra)."""
     login_attempts: int = Field(default=5, gt=0)
     """Failed logins allowed per username and client before throttling."""
     login_window: int = Field(default=300, gt=0)
     """Seconds over which failed logins are counted, and the throttle lasts."""
+    argon2_time_cost: int = Field(default=3, ge=1)
+    """argon2id passes over memory when hashing a password."""
+    argon2_memory_cost: int = Field(default=65536, ge=8)
+    """argon2id memory per hash, in KiB (64 MiB by default)."""
+    argon2_parallelism: int = Field(default=4, ge=1)
+    """argon2id lanes per hash."""
     db_pool_size: int = Field(default=10, gt=0)
     """Connections kept per worker (PostgreSQL)."""
     db_pool_timeout: float = Field(default=5.0, gt=0)
@@ -130,6 +138,13 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: str) -> str:
+        if value and len(value.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_KEY_BYTES} bytes long")
+        return value
+
     @field_validator("api_prefix", "admin_path")
     @classmethod
     def _check_path(cls, value: str) -> str:
@@ -144,13 +159,11 @@ class Settings(BaseSettings):
             raise ValueError("page_size_default must not exceed page_size_max")
         if "*" in self.cors_origins and len(self.cors_origins) > 1:
             raise ValueError("cors_origins: '*' cannot be combined with other origins")
-        if self.secret_key and len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
-            raise ValueError(f"secret_key must be at least {MIN_SECRET_KEY_BYTES} bytes long")
         if not self.secret_key:
             if not self.debug:
                 raise ValueError(
-                    "secret_key is required unless debug is on: set CRUDKIT_SECRET_KEY "
-                    '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))")'
+                    "secret_key is required unless debug is on: set CRUDKIT_SECRET_KEY (generate "
+                    'one with: python -c "import secrets; print(secrets.token_urlsafe(48))")'
                 )
             self.secret_key = _development_secret_key(self.secret_key_file)
         return self
@@ -186,9 +199,12 @@ def format_validation_error(exc: ValidationError) -> str:
     """One readable line per bad setting, naming the environment variable."""
     lines = []
     for error in exc.errors():
-        name = ".".join(str(part) for part in error["loc"]) or "settings"
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{name} (CRUDKIT_{name.upper()}): {message}")
+        if error["loc"]:
+            name = str(error["loc"][0])
+            lines.append(f"{name} (CRUDKIT_{name.upper()}): {message}")
+        else:
+            lines.append(message)
     return "invalid settings:\n  " + "\n  ".join(lines)
 
 

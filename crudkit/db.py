@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, Dialect, MetaData, Table, TypeDecorator, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -78,9 +78,18 @@ class Model(DeclarativeBase):
     def __repr__(self) -> str:
         mapper = self.__mapper__
         keys = ", ".join(
-            f"{column.key}={getattr(self, column.key, None)!r}" for column in mapper.primary_key
+            f"{column.key}={getattr(self, str(column.key), None)!r}"
+            for column in mapper.primary_key
         )
         return f"<{type(self).__name__} {keys}>"
+
+
+def table_of(model: type[Any]) -> Table:
+    """The `Table` a model is mapped to (typed, unlike `Model.__table__`)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:

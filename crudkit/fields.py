@@ -38,6 +38,9 @@ FIELD_INFO_KEYS = frozenset(
     }
 )
 
+# Constraints implied by the SQL type alone, which every value sent in a query must meet.
+_TYPE_CONSTRAINTS = frozenset({"ge", "le", "gt", "lt", "allow_inf_nan"})
+
 _INT_BOUNDS = {
     types.SmallInteger: (-(2**15), 2**15 - 1),
     types.BigInteger: (-(2**63), 2**63 - 1),
@@ -46,9 +49,14 @@ _INT_BOUNDS = {
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL cannot store NUL in text; refuse it up front on every database.
+    # PostgreSQL cannot store NUL in text, and no database driver can encode a lone
+    # surrogate ("\ud800" in JSON): refuse both up front, on every database.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
     return value
 
 
@@ -135,8 +143,12 @@ def _base_type(column: Column[Any]) -> tuple[Any, dict[str, Any]]:
     if isinstance(sa_type, types.Numeric):
         constraints: dict[str, Any] = {"allow_inf_nan": False}
         if sa_type.precision is not None:
+            scale = sa_type.scale or 0
             constraints["max_digits"] = sa_type.precision
-            constraints["decimal_places"] = sa_type.scale or 0
+            constraints["decimal_places"] = scale
+            # The column's range, which filter values must also respect.
+            bound = Decimal(10) ** (sa_type.precision - scale)
+            constraints["lt"], constraints["gt"] = bound, -bound
         return Decimal, constraints
     if isinstance(sa_type, types.String):
         length = getattr(sa_type, "length", None)
@@ -165,7 +177,7 @@ def _base_type(column: Column[Any]) -> tuple[Any, dict[str, Any]]:
 def describe_column(key: str, column: Column[Any]) -> ColumnInfo:
     python_type, constraints = _base_type(column)
     type_constraints = {
-        name: value for name, value in constraints.items() if name in {"ge", "le", "allow_inf_nan"}
+        name: value for name, value in constraints.items() if name in _TYPE_CONSTRAINTS
     }
     extra = {name: value for name, value in column.info.items() if name in FIELD_INFO_KEYS}
     constraints.update(extra)

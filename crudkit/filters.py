@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -45,9 +46,17 @@ _COMPARISONS: dict[str, Operator] = {
 STRING_ONLY = frozenset({"contains", "icontains"})
 
 
+ORDERED = frozenset({"gt", "gte", "lt", "lte"})
+
+
 def operators_for(info: ColumnInfo) -> list[str]:
-    """The lookups offered on a column: substring ones only on strings."""
-    return [op for op in _COMPARISONS if op not in STRING_ONLY or info.is_string]
+    """The lookups offered on a column: substring ones on strings, no ordering on booleans."""
+    is_bool = info.python_type is bool
+    return [
+        op
+        for op in _COMPARISONS
+        if (op not in STRING_ONLY or info.is_string) and not (is_bool and op in ORDERED)
+    ]
 
 
 def param_name(field: str, op: str) -> str:
@@ -63,26 +72,34 @@ class FilterParam:
     op: str
 
     @property
-    def value_type(self) -> Any:
-        """The type of one value; `__in` takes a comma-separated list of them."""
+    def adapter(self) -> TypeAdapter[Any]:
+        """Validates one value; `__in` takes a comma-separated list of them."""
         if self.op == "isnull":
-            return bool
+            return query_adapter(bool, ())
         if self.op in STRING_ONLY:
-            return SafeStr
-        if self.info.type_constraints:
-            return Annotated[self.info.python_type, Field(**self.info.type_constraints)]
-        return self.info.python_type
+            return query_adapter(SafeStr, ())
+        return query_adapter(
+            self.info.python_type, tuple(sorted(self.info.type_constraints.items()))
+        )
 
     def json_schema(self) -> dict[str, Any]:
         """The OpenAPI schema of the raw query value."""
         if self.op == "in":
             return {"type": "string", "description": "comma-separated values"}
-        schema = TypeAdapter(self.value_type).json_schema()
+        schema = self.adapter.json_schema()
         ref = schema.pop("$ref", None)
         definitions = schema.pop("$defs", {})
         if ref:  # an enum: inline its definition, parameters cannot point at $defs
             schema.update(definitions[ref.rsplit("/", 1)[-1]])
         return schema
+
+
+@cache
+def query_adapter(python_type: Any, constraints: tuple[tuple[str, Any], ...]) -> TypeAdapter[Any]:
+    """One adapter per value type, shared by every resource and app (they are costly to build)."""
+    if constraints:
+        return TypeAdapter(Annotated[python_type, Field(**dict(constraints))])
+    return TypeAdapter(python_type)
 
 
 class FilterSet:
@@ -104,13 +121,10 @@ class FilterSet:
                 self.params[name] = FilterParam(name, info, op)
         self.search_columns = [columns[field].column for field in search_fields]
         self.ordering_fields = list(ordering_fields)
-        self._adapters: dict[str, TypeAdapter[Any]] = {
-            name: TypeAdapter(param.value_type) for name, param in self.params.items()
-        }
 
     def _parse(self, name: str, raw: str) -> Any:
-        adapter = self._adapters[name]
         param = self.params[name]
+        adapter = param.adapter
         if param.op == "in":
             parts = [part for part in raw.split(",") if part != ""]
             if len(parts) > MAX_IN_VALUES:

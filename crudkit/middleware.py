@@ -1,4 +1,5 @@
-"""ASGI middleware every crudkit app runs: request ids, security headers, access log, body limit.
+"""ASGI middleware every crudkit app runs: request ids, security headers, an access log,
+and a body size limit that answers 413 as JSON before the body is parsed.
 
 Written as plain ASGI callables (no `BaseHTTPMiddleware`) because they sit in
 front of every request.

@@ -24,7 +24,7 @@ class ErrorDetail(BaseModel):
 
 _DESCRIPTIONS = {
     304: "Not modified: the `If-None-Match` ETag is current.",
-    400: "Bad request.",
+    400: "The body could not be read (not UTF-8).",
     401: "Missing or invalid credentials.",
     403: "Authenticated, but not allowed.",
     404: "Not found, or not visible to the caller.",

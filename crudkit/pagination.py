@@ -19,12 +19,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy import ColumnElement, and_, false, or_, tuple_
 
 from crudkit.exceptions import Invalid
 from crudkit.fields import ColumnInfo
+from crudkit.filters import query_adapter
 
 T = TypeVar("T")
 
@@ -80,14 +81,14 @@ class CursorCodec:
             )
         if not isinstance(raw_values, list) or len(raw_values) != len(ordering):
             raise bad
-        values = []
+        values: list[Any] = []
         for (field, _), raw in zip(ordering, raw_values, strict=True):
             info = columns[field]
             if raw is None:
                 values.append(None)
                 continue
             try:
-                values.append(TypeAdapter(info.python_type).validate_python(raw))
+                values.append(query_adapter(info.python_type, ()).validate_python(raw))
             except ValidationError:
                 raise bad from None
         return values
@@ -106,7 +107,10 @@ def keyset_condition(
     if len(directions) == 1 and not any(info.nullable for info in infos):
         # One direction, no NULLs: a row-value comparison an index can serve.
         key = tuple_(*(info.column for info in infos))
-        return key < tuple_(*values) if directions == {True} else key > tuple_(*values)
+        beyond: ColumnElement[bool] = (
+            key < tuple_(*values) if directions == {True} else key > tuple_(*values)
+        )
+        return beyond
     alternatives = []
     for index, (info, (_, descending)) in enumerate(zip(infos, ordering, strict=True)):
         equal_prefix = [
@@ -116,11 +120,15 @@ def keyset_condition(
         after = _after(info, values[index], descending)
         if after is not None:
             alternatives.append(and_(*equal_prefix, after))
-    return or_(*alternatives) if alternatives else false()
+    if not alternatives:
+        return false()
+    condition: ColumnElement[bool] = or_(*alternatives)
+    return condition
 
 
 def _equal(column: Any, value: Any) -> ColumnElement[bool]:
-    return column.is_(None) if value is None else column == value
+    condition: ColumnElement[bool] = column.is_(None) if value is None else column == value
+    return condition
 
 
 def _after(info: ColumnInfo, value: Any, descending: bool) -> ColumnElement[bool] | None:

@@ -86,7 +86,8 @@ def _owner_condition(request: Request) -> ColumnElement[bool]:
     user = get_user(request)
     if not user.is_authenticated:
         return false()
-    return resource.owner_column == user.id
+    condition: ColumnElement[bool] = resource.owner_column == user.id
+    return condition
 
 
 def _is_owner(request: Request, obj: Any) -> bool:
@@ -289,7 +290,9 @@ class DefaultPolicy(BasePermission):
             return None
         if has_model_permission(request, Action.RETRIEVE):
             return None
-        # Writes look rows up in the read scope: what you cannot see is 404.
+        if not action.is_read and has_model_permission(request, action):
+            return None  # "any row with the change/delete permission"
+        # Otherwise writes look rows up in the caller's read scope: the rest is 404.
         return _owner_condition(request)
 
     def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:

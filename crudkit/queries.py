@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 _UNCOMPARABLE = (types.JSON, types.LargeBinary, types.ARRAY, types.Float)
 
 
-def row_etag(row: Row[Any]) -> str:
-    """A strong validator of the row's full content."""
+def row_etag(row: Row[Any] | Sequence[Any]) -> str:
+    """A strong validator of the row's full content (a `Row` of `ResourceQueries.select()`,
+    or the same values in the same order, read from a model instance by the admin)."""
     digest = hashlib.blake2b(repr(tuple(row)).encode(), digest_size=12).hexdigest()
     return f'"{digest}"'
 
@@ -76,7 +77,8 @@ class ResourceQueries:
         self, conn: AsyncConnection, pk: Any, condition: ColumnElement[bool] | None
     ) -> Row[Any] | None:
         stmt = self.select(condition).where(self.pk == pk)
-        return (await conn.execute(stmt)).first()
+        row: Row[Any] | None = (await conn.execute(stmt)).first()
+        return row
 
     async def count(self, conn: AsyncConnection, stmt: Select[Any], mode: str) -> int | None:
         if mode == "none":
@@ -124,7 +126,7 @@ class ResourceQueries:
         return bool(result.rowcount)
 
     def _identity(self, current: Row[Any], if_unchanged: bool) -> ColumnElement[bool]:
-        pk_matches = self.pk == current._mapping[self.resource.pk_info.key]
+        pk_matches: ColumnElement[bool] = self.pk == current._mapping[self.resource.pk_info.key]
         if not if_unchanged:
             return pk_matches
         # Compare-and-swap on the values read: a concurrent writer makes this match nothing.

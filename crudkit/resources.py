@@ -226,8 +226,8 @@ class Resource:
 
     def writable_columns(self, *, create: bool) -> list[ColumnInfo]:
         excluded = set(self.read_only_fields)
-        if self.owner_field is not None:
-            excluded.add(self.owner_field)
+        if self.owner_field is not None and create:
+            excluded.add(self.owner_field)  # the caller owns what they create
         writable = []
         for key, info in self.columns.items():
             if key in excluded or info.server_set:

@@ -15,17 +15,22 @@ by the generated schemas; rows are serialised straight to JSON bytes.
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic_core import to_json
 from sqlalchemy import ColumnElement, Row
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crudkit.apps import Apps
 from crudkit.authentication import UserLike, get_user
 from crudkit.conf import Settings
 from crudkit.db import Database
+from crudkit.events import WriteEvent
 from crudkit.exceptions import (
+    Conflict,
     HTTPError,
     Invalid,
     NotAuthenticated,
@@ -38,7 +43,7 @@ from crudkit.expansion import Expansion, parse_expand
 from crudkit.filters import FilterSet, order_by_clauses
 from crudkit.openapi import error_responses, list_parameters
 from crudkit.pagination import CursorCodec, Page, keyset_condition
-from crudkit.permissions import Action, BasePermission
+from crudkit.permissions import Action, BasePermission, has_model_permission
 from crudkit.queries import ResourceQueries, etag_matches, row_etag
 from crudkit.resources import Resource
 
@@ -115,10 +120,53 @@ class ResourceEndpoints:
 
     def location(self, request: Request, row: Row[Any]) -> str:
         pk = row._mapping[self.pk_key]
-        return request.app.url_path_for(self.route_name("retrieve"), id=str(pk))
+        path: str = request.app.url_path_for(self.route_name("retrieve"), id=str(pk))
+        return path
 
     def route_name(self, action: str) -> str:
         return f"{self.resource.app_label}.{self.resource.model_name}-{action}"
+
+    async def notify(
+        self,
+        request: Request,
+        conn: AsyncConnection,
+        action: Action,
+        before: Row[Any] | None,
+        after: Row[Any] | None,
+    ) -> None:
+        """Tell installed apps (the history) about a write, inside its transaction."""
+        apps: Apps = request.app.state.apps
+        if not apps.write_hooks:
+            return
+        row = after if after is not None else before
+        assert row is not None
+        await apps.notify_write(
+            conn,
+            WriteEvent(
+                resource=self.resource,
+                action=action,
+                channel="api",
+                user=request.scope.get("user"),
+                request_id=getattr(request.state, "request_id", None),
+                object_id=row._mapping[self.pk_key],
+                before=None if before is None else dict(before._mapping),
+                after=None if after is None else dict(after._mapping),
+            ),
+        )
+
+    def check_owner_change(
+        self, request: Request, row: Row[Any], values: Mapping[str, Any]
+    ) -> None:
+        """Only holders of the change permission give a row to another owner."""
+        owner = self.resource.owner_field
+        if owner is None or owner not in values or values[owner] == row._mapping[owner]:
+            return
+        with self.serving(request):
+            if not has_model_permission(request, Action.UPDATE):
+                raise PermissionDenied(
+                    f"Changing {owner} needs the "
+                    f"{self.resource.get_permission_codename('change')} permission."
+                )
 
     def check_if_match(self, request: Request, row: Row[Any]) -> bool:
         """Refuse a stale `If-Match` (412); whether the write must be compare-and-swap."""
@@ -258,6 +306,7 @@ class ResourceEndpoints:
         try:
             async with self.db(request).transaction() as conn:
                 row = await self.queries.insert(conn, values)
+                await self.notify(request, conn, Action.CREATE, None, row)
         except DBAPIError as exc:
             raise await self.write_error(request, exc, values) from exc
         return json_response(
@@ -277,12 +326,14 @@ class ResourceEndpoints:
                 if row is None:
                     raise NotFound()
                 self.check_object(request, Action.UPDATE, row)
+                self.check_owner_change(request, row, values)
                 conditional = self.check_if_match(request, row)
                 values = await self.resource.before_update(request, row, values)
                 if values:
                     updated = await self.queries.update(conn, row, values, if_unchanged=conditional)
                     if updated is None:
                         raise PreconditionFailed() if conditional else NotFound()
+                    await self.notify(request, conn, Action.UPDATE, row, updated)
                     row = updated
         except DBAPIError as exc:
             raise await self.write_error(request, exc, values) from exc
@@ -301,18 +352,23 @@ class ResourceEndpoints:
                 await self.resource.before_delete(request, row)
                 if not await self.queries.delete(conn, row, if_unchanged=conditional):
                     raise PreconditionFailed() if conditional else NotFound()
+                await self.notify(request, conn, Action.DELETE, row, None)
         except DBAPIError as exc:
-            raise translate_db_error(exc, self.resource.table) from exc
+            error = translate_db_error(exc, self.resource.table)
+            if isinstance(error, Invalid) and error.detail[0]["type"] == "foreign_key":
+                error = Conflict("Other rows still refer to this one; delete or change them first.")
+            raise error from exc
         return Response(status_code=204)
 
     # The router.
 
-    def build_router(self) -> APIRouter:
+    def add_routes(self, router: APIRouter, prefix: str = "") -> None:
+        """Add the five routes to `router`, under `prefix` + the resource's path."""
         resource = self.resource
         settings = self.settings
-        tag = resource.name_plural.capitalize()
-        router = APIRouter(prefix=resource.path_segment, tags=[tag])
-        pk_type = Annotated[
+        tags: list[str | Enum] = [resource.name_plural.capitalize()]
+        base = prefix + resource.path_segment
+        pk_type: Any = Annotated[
             resource.pk_info.python_type,
             Path(**resource.pk_info.type_constraints),
         ]
@@ -344,7 +400,7 @@ class ResourceEndpoints:
         async def retrieve_endpoint(
             request: Request,
             scope: allowed(Action.RETRIEVE),  # type: ignore[valid-type]
-            id: pk_type,  # type: ignore[valid-type]
+            id: pk_type,
             expand: Annotated[str | None, Query(max_length=1000, description=expand_doc)] = None,
         ) -> Response:
             return await self.retrieve(request, scope, id, expand)
@@ -359,7 +415,7 @@ class ResourceEndpoints:
         async def update_endpoint(
             request: Request,
             scope: allowed(Action.UPDATE),  # type: ignore[valid-type]
-            id: pk_type,  # type: ignore[valid-type]
+            id: pk_type,
             body: resource.update_schema,  # type: ignore[name-defined]
         ) -> Response:
             return await self.update(request, scope, id, body)
@@ -367,7 +423,7 @@ class ResourceEndpoints:
         async def delete_endpoint(
             request: Request,
             scope: allowed(Action.DELETE),  # type: ignore[valid-type]
-            id: pk_type,  # type: ignore[valid-type]
+            id: pk_type,
         ) -> Response:
             return await self.delete(request, scope, id)
 
@@ -378,55 +434,73 @@ class ResourceEndpoints:
             _drop_parameter(list_endpoint, "expand")
             _drop_parameter(retrieve_endpoint, "expand")
 
-        router.add_api_route(
-            "",
-            list_endpoint,
-            methods=["GET"],
-            name=self.route_name("list"),
-            summary=f"List {resource.name_plural}",
-            response_model=Page[out],  # type: ignore[valid-type]
-            responses=error_responses(401, 403, 422),
-            openapi_extra={"parameters": list_params} if list_params else None,
-        )
-        router.add_api_route(
-            "",
-            create_endpoint,
-            methods=["POST"],
-            name=self.route_name("create"),
-            summary=f"Create a {resource.name}",
-            status_code=201,
-            response_model=out,
-            responses=error_responses(401, 403, 409, 413, 422, created=True),
-        )
-        router.add_api_route(
-            "/{id}",
-            retrieve_endpoint,
-            methods=["GET"],
-            name=self.route_name("retrieve"),
-            summary=f"Retrieve a {resource.name}",
-            response_model=out,
-            responses=error_responses(304, 401, 403, 404, 422, etag=True),
-        )
-        router.add_api_route(
-            "/{id}",
-            update_endpoint,
-            methods=["PATCH"],
-            name=self.route_name("update"),
-            summary=f"Update a {resource.name}",
-            response_model=out,
-            responses=error_responses(401, 403, 404, 409, 412, 413, 422, etag=True),
-        )
-        router.add_api_route(
-            "/{id}",
-            delete_endpoint,
-            methods=["DELETE"],
-            name=self.route_name("delete"),
-            summary=f"Delete a {resource.name}",
-            status_code=204,
-            response_class=Response,
-            responses=error_responses(401, 403, 404, 412, 422),
-        )
-        return router
+        one = base + "/{id}"
+        routes: list[tuple[str, Callable[..., Any], str, str, dict[str, Any]]] = [
+            (
+                base,
+                list_endpoint,
+                "GET",
+                f"List {resource.name_plural}",
+                {
+                    "response_model": Page[out],  # type: ignore[valid-type]
+                    "responses": error_responses(401, 403, 422),
+                    "openapi_extra": {"parameters": list_params} if list_params else None,
+                },
+            ),
+            (
+                base,
+                create_endpoint,
+                "POST",
+                f"Create a {resource.name}",
+                {
+                    "status_code": 201,
+                    "response_model": out,
+                    "responses": error_responses(400, 401, 403, 409, 413, 422, created=True),
+                },
+            ),
+            (
+                one,
+                retrieve_endpoint,
+                "GET",
+                f"Retrieve a {resource.name}",
+                {
+                    "response_model": out,
+                    "responses": error_responses(304, 401, 403, 404, 422, etag=True),
+                },
+            ),
+            (
+                one,
+                update_endpoint,
+                "PATCH",
+                f"Update a {resource.name}",
+                {
+                    "response_model": out,
+                    "responses": error_responses(400, 401, 403, 404, 409, 412, 413, 422, etag=True),
+                },
+            ),
+            (
+                one,
+                delete_endpoint,
+                "DELETE",
+                f"Delete a {resource.name}",
+                {
+                    "status_code": 204,
+                    "response_class": Response,
+                    "responses": error_responses(401, 403, 404, 409, 412, 422),
+                },
+            ),
+        ]
+        for path, endpoint, method, summary, options in routes:
+            action = endpoint.__name__.removesuffix("_endpoint")
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                name=self.route_name(action),
+                summary=summary,
+                tags=tags,
+                **options,
+            )
 
 
 def _drop_parameter(func: Callable[..., Any], name: str) -> None:

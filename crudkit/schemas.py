@@ -59,7 +59,7 @@ def build_create_schema(name: str, columns: Iterable[ColumnInfo]) -> type[Create
 
 def build_update_schema(name: str, columns: Iterable[ColumnInfo]) -> type[UpdateSchema]:
     # An omitted key keeps its value; an explicit null is accepted only by nullable columns.
-    fields = {
+    fields: dict[str, Any] = {
         info.key: (_annotation(info, nullable=info.nullable), _field(info, default=None))
         for info in columns
     }

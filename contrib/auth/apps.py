@@ -14,20 +14,35 @@ class AuthConfig(AppConfig):
 
     def ready(self) -> None:
         super().ready()
+        from crudkit.contrib.auth.commands import changepassword, createsuperuser, createuser
         from crudkit.contrib.auth.deps import AuthServices, JWTAuthentication
         from crudkit.contrib.auth.hashing import check_passlib
+        from crudkit.contrib.auth.hashing import configure as configure_hashing
         from crudkit.contrib.auth.permissions_sync import create_permissions
         from crudkit.contrib.auth.routes import router
 
         check_passlib()
         apps = self.apps
+        settings = apps.settings
+        configure_hashing(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_cost,
+            parallelism=settings.argon2_parallelism,
+        )
         apps.add_router(router)
         apps.set_authenticator(JWTAuthentication())
         apps.on_post_migrate(create_permissions)
+        for command in (createsuperuser, createuser, changepassword):
+            apps.add_command(command)
 
         def install(app: FastAPI) -> None:
             services = AuthServices.from_settings(apps.settings)
             app.state.auth = services
             apps.on_shutdown(services.close)
 
+        async def redis_answers(app: FastAPI) -> None:
+            await app.state.auth.throttle.store.ping()
+
         apps.on_app(install)
+        if settings.redis_url:
+            apps.add_readiness_probe("redis", redis_answers)

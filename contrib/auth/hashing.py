@@ -26,7 +26,18 @@ context = CryptContext(
 )
 
 # Verified when the username does not exist, so both paths take as long.
-_DUMMY_HASH = context.hash("crudkit dummy password")
+_dummy_hash = context.hash("crudkit dummy password")
+
+
+def configure(*, time_cost: int, memory_cost: int, parallelism: int) -> None:
+    """Set the argon2id parameters; hashes made with others are rehashed at the next login."""
+    global _dummy_hash
+    context.update(
+        argon2__time_cost=time_cost,
+        argon2__memory_cost=memory_cost,
+        argon2__parallelism=parallelism,
+    )
+    _dummy_hash = context.hash("crudkit dummy password")
 
 
 def check_passlib() -> None:
@@ -56,7 +67,7 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
     """Whether `password` matches, and a new hash when the stored one is outdated."""
     if len(password) > MAX_PASSWORD_LENGTH or not hashed:
-        context.verify("x", _DUMMY_HASH)
+        context.verify("x", _dummy_hash)
         return False, None
     try:
         ok, new_hash = context.verify_and_update(password, hashed)
@@ -67,4 +78,4 @@ def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None
 
 def verify_dummy(password: str) -> None:
     """Spend the time a real verification takes; for unknown usernames."""
-    context.verify(password[:MAX_PASSWORD_LENGTH], _DUMMY_HASH)
+    context.verify(password[:MAX_PASSWORD_LENGTH], _dummy_hash)

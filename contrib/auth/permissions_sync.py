@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crudkit.contrib.auth.models import Permission
+from crudkit.db import table_of
 
 if TYPE_CHECKING:
     from crudkit.apps import Apps
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 ACTIONS = ("view", "add", "change", "delete")
 
-permissions = Permission.__table__
+permissions = table_of(Permission)
 
 
 def expected_permissions(resources: list[Resource]) -> list[dict[str, str]]:
@@ -39,6 +40,8 @@ def expected_permissions(resources: list[Resource]) -> list[dict[str, str]]:
 
 async def create_permissions(apps: Apps, conn: AsyncConnection) -> int:
     """Insert the missing permissions of the project's resources; how many were added."""
+    if not await conn.run_sync(lambda sync: inspect(sync).has_table(permissions.name)):
+        return 0  # auth is not migrated yet (`migrate other_app` came first), as in Django
     existing = set((await conn.execute(select(permissions.c.codename))).scalars())
     missing = [
         row for row in expected_permissions(apps.resources) if row["codename"] not in existing

@@ -17,7 +17,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,17 +25,17 @@ from crudkit.contrib.auth.deps import AuthenticatedUser, get_services
 from crudkit.contrib.auth.hashing import MAX_PASSWORD_LENGTH, hash_password, verify_dummy
 from crudkit.contrib.auth.hashing import verify_password as check_password
 from crudkit.contrib.auth.models import RefreshToken, User
-from crudkit.contrib.auth.passwords import password_problems
+from crudkit.contrib.auth.passwords import MIN_LENGTH, password_problems
 from crudkit.contrib.auth.users import load_user
-from crudkit.db import Database
+from crudkit.db import Database, table_of
 from crudkit.exceptions import Conflict, Invalid, NotAuthenticated, NotFound
 from crudkit.fields import SafeStr
 from crudkit.openapi import error_responses
 
 router = APIRouter(prefix="/auth", tags=["Auth"])
 
-users = User.__table__
-refresh_tokens = RefreshToken.__table__
+users = table_of(User)
+refresh_tokens = table_of(RefreshToken)
 
 USERNAME_PATTERN = r"^[\w.@+-]+$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -68,7 +68,13 @@ class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: SafeStr = Field(min_length=1, max_length=150, pattern=USERNAME_PATTERN)
     email: SafeStr = Field(default="", max_length=254, pattern=EMAIL_PATTERN + "|^$")
-    password: SafeStr = Field(max_length=MAX_PASSWORD_LENGTH)
+    password: SafeStr = Field(
+        max_length=MAX_PASSWORD_LENGTH,
+        # Documented, but checked by validate_password so the 422 names the rule.
+        json_schema_extra={"minLength": MIN_LENGTH},
+        description="At least 8 characters, not entirely numeric, not too similar to the "
+        "username, not a common password.",
+    )
 
 
 class PasswordChange(BaseModel):
@@ -123,7 +129,7 @@ async def _issue_pair(
     "/token",
     response_model=TokenPair,
     summary="Log in with a username and password",
-    responses=error_responses(401, 429),
+    responses=error_responses(400, 401, 413, 429),
 )
 async def token(
     request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
@@ -154,7 +160,7 @@ async def token(
     "/refresh",
     response_model=TokenPair,
     summary="Exchange a refresh token for a new pair",
-    responses=error_responses(401),
+    responses=error_responses(400, 401, 413),
 )
 async def refresh(request: Request, body: RefreshRequest) -> TokenPair:
     claims = get_services(request).tokens.decode(body.refresh_token, "refresh")
@@ -219,7 +225,7 @@ async def _revoke_all(conn: AsyncConnection, user_id: int) -> None:
     await conn.execute(
         update(users).where(users.c.id == user_id).values(token_version=users.c.token_version + 1)
     )
-    await conn.execute(refresh_tokens.delete().where(refresh_tokens.c.user_id == user_id))
+    await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
 
 
 @router.get(
@@ -234,7 +240,7 @@ async def me(user: AuthenticatedUser) -> dict[str, Any]:
     response_model=UserOut,
     status_code=201,
     summary="Create an account (when registration is open)",
-    responses=error_responses(404, 409, 413),
+    responses=error_responses(400, 404, 409, 413),
 )
 async def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
     if not request.app.state.settings.allow_registration:
@@ -267,7 +273,7 @@ async def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
     status_code=204,
     response_class=Response,
     summary="Change the caller's password; every session ends",
-    responses=error_responses(401, 413),
+    responses=error_responses(400, 401, 413),
 )
 async def change_password(
     request: Request, body: PasswordChange, user: AuthenticatedUser

@@ -25,6 +25,9 @@ class CounterStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Raise when the store cannot be reached."""
+
 
 class MemoryStore:
     """Counters of one process (development, a single worker)."""
@@ -60,6 +63,9 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
+    async def ping(self) -> None:
+        return None
+
 
 class RedisStore:
     """Counters shared through Redis: INCR + EXPIRE in one transaction."""
@@ -86,6 +92,9 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+    async def ping(self) -> None:
+        await self._redis.ping()
 
 
 class LoginThrottle:

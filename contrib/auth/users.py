@@ -20,8 +20,9 @@ from crudkit.contrib.auth.models import (
     user_groups,
     user_permissions,
 )
+from crudkit.db import table_of
 
-user_table = User.__table__
+user_table = table_of(User)
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class AuthUser:
 
 def permissions_query(user_id: int) -> Any:
     """Codenames granted to the user directly or through their groups."""
-    codename = Permission.__table__.c.codename
-    perm_id = Permission.__table__.c.id
+    codename = table_of(Permission).c.codename
+    perm_id = table_of(Permission).c.id
     direct = (
         select(codename)
         .join(user_permissions, user_permissions.c.permission_id == perm_id)
@@ -104,6 +105,8 @@ async def load_user(
     conn: AsyncConnection, *, user_id: int | None = None, username: str | None = None
 ) -> AuthUser | None:
     """The user by id or username, with permissions (none loaded for superusers: not needed)."""
+    if username is not None and "\x00" in username:
+        return None  # no username holds NUL, and PostgreSQL refuses it in a query
     stmt = select(user_table)
     if user_id is not None:
         stmt = stmt.where(user_table.c.id == user_id)

@@ -1,0 +1,1 @@
+"""Migrations of this app (made by `manage.py makemigrations`)."""

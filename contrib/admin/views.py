@@ -1,0 +1,356 @@
+"""One sqladmin `ModelView` per registered resource, generated from the resource's options.
+
+    view = view_for(resource)       # a ResourceView subclass
+    admin.add_view(view)
+
+What the resource declares, the view follows (`options.py` translates its
+options), and the owner of a new row is the user creating it. Every query the
+view runs is narrowed by the resource's permissions (`AdminPolicy.scope`), and
+every save runs the resource's `before_*` hooks and its API schema's
+validation, so the admin cannot write what the API would refuse.
+
+Foreign keys are edited as searchable selects scoped by the target's read
+policy (`lookups.py`); saves run in one transaction with their history and a
+version check (`writes.py`); list pages count large tables approximately
+(`counting.py`); each row has a History page.
+
+`view_for(resource, base=MyView)` builds the view on another base class;
+`crudkit.contrib.admin.users` does so for the user model.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, TypeAdapter, ValidationError
+from sqladmin import ModelView, expose
+from sqladmin.authorization import Action as AdminAction
+from sqladmin.forms import WTFORMS_ATTRS
+from sqladmin.pagination import Pagination
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import RelationshipProperty, selectinload
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crudkit.apps import Apps
+from crudkit.contrib.admin.context import current_request
+from crudkit.contrib.admin.counting import (
+    DEFAULT_LIMIT,
+    count_limit,
+    count_rows,
+    counted_select,
+)
+from crudkit.contrib.admin.errors import (
+    FormError,
+    describe_http_error,
+    describe_validation_error,
+)
+from crudkit.contrib.admin.forms import AdminForm
+from crudkit.contrib.admin.lookups import ResourceLoader, loaders_for
+from crudkit.contrib.admin.options import view_attributes
+from crudkit.contrib.admin.permissions import AdminPolicy
+from crudkit.contrib.admin.writes import VERSION_FIELD, RowWriter, object_version
+from crudkit.exceptions import HTTPError, ImproperlyConfigured
+from crudkit.filters import FilterSet
+from crudkit.permissions import Action, get_user
+from crudkit.resources import Resource
+
+HISTORY_TEMPLATE = "crudkit_admin/object_history.html"
+HISTORY_LIMIT = 200
+"""Entries shown on a row's History page, newest first."""
+
+
+class ResourceView(ModelView):
+    """The admin of one resource; `view_for` makes a subclass per resource."""
+
+    resource: ClassVar[Resource]
+    """The resource this view serves."""
+    policy: ClassVar[AdminPolicy]
+    """Its permissions, as the admin asks them."""
+    apps: ClassVar[Apps]
+    """The project's apps, told about every write (set when the view is added)."""
+    exact_count_limit: ClassVar[int] = DEFAULT_LIMIT
+    """List pages count rows exactly up to this many, approximately above."""
+
+    can_import = False
+    save_as = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        resource = self.resource
+        pk = resource.pk_info
+        pk_type: Any = Annotated[pk.python_type, Field(**pk.type_constraints)]
+        self._pk_adapter: TypeAdapter[Any] = TypeAdapter(pk_type)
+        self._search = FilterSet(resource.columns, [], list(resource.search_fields), [])
+        self.form_links: list[RelationshipProperty[Any]] = [
+            prop for prop in resource.mapper.relationships if prop.key in self._form_prop_names
+        ]
+        """The many-to-many relationships on the form."""
+        self.lookups: dict[str, ResourceLoader] = loaders_for(self, self._form_prop_names)
+        """The form fields that choose rows of another resource, by name."""
+        self._form_ajax_refs = dict(self.lookups)  # sqladmin renders these as ajax selects
+        self.references: dict[str, ResourceLoader] = loaders_for(self, self._list_prop_names)
+        """The listed foreign keys, shown by the name of the row they refer to."""
+        self.writer = RowWriter(self)
+
+    def is_accessible(self, request: Request) -> bool:
+        # DESIGN.md: without the read permission the model is hidden, and every one
+        # of its URLs refused, even where another permission (`add`) is held.
+        return self.has_permission(request, AdminAction.LIST)
+
+    def parse_pk(self, raw: str) -> Any:
+        """The primary key in a URL; 404 when it cannot be one."""
+        try:
+            return self._pk_adapter.validate_python(raw)
+        except ValidationError:
+            raise HTTPException(404) from None
+
+    # Forms.
+
+    @classmethod
+    def get_form_exclusions(cls, request: Request) -> set[str]:
+        """Form fields `request`'s user may not write; none by default."""
+        return set()
+
+    @classmethod
+    def get_optional_on_edit(cls) -> set[str]:
+        """Form fields left blank on edit to keep their value: write-only ones."""
+        return set(cls.resource.write_only_fields)
+
+    async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
+        # sqladmin's version looks related rows up again, unscoped; here the row's own
+        # foreign-key values are the data, and the lookups show them (`format_by_pk`).
+        data = {WTFORMS_ATTRS.get(name, name): getattr(obj, name) for name in self._form_prop_names}
+        for key in self.resource.write_only_fields:
+            data[key] = None  # never sent back to the browser
+        data[VERSION_FIELD] = object_version(self.resource, obj)
+        return data
+
+    # Queries, narrowed to the rows the user may see.
+
+    async def list(self, request: Request) -> Pagination:
+        pagination = await super().list(request)
+        await self._name_references(request, pagination.rows)
+        return pagination
+
+    async def _name_references(self, request: Request, rows: Sequence[Any]) -> None:
+        """Name the rows the foreign keys of `rows` refer to, for `foreign_key_link`: one
+        query per foreign key, within the user's read scope of its target."""
+        names: dict[str, dict[Any, str]] = {}
+        for key, loader in self.references.items():
+            found = await loader.visible(request, {getattr(row, key) for row in rows})
+            names[key] = {pk: str(row) for pk, row in found.items()}
+        request.state.crudkit_references = names
+
+    def list_query(self, request: Request) -> Select[Any]:
+        return self.policy.scope(select(self.model), request, Action.LIST)
+
+    def count_query(self, request: Request) -> Select[Any]:
+        stmt = select(func.count()).select_from(self.model)
+        return self.policy.scope(stmt, request, Action.LIST)
+
+    async def count(self, request: Request, stmt: Select[Any] | None = None) -> int:
+        listed = counted_select(stmt) if stmt is not None else None
+        if listed is None:
+            return int(await super().count(request, stmt))
+        params = request.query_params
+        page = self.validate_page_number(params.get("page"), 1)
+        size = self.validate_page_number(params.get("pageSize"), self.page_size)
+        limit = count_limit(self.exact_count_limit, page, min(size, max(self.page_size_options)))
+        async with self.session_maker() as session:
+            return await count_rows(session, listed, limit)
+
+    def search_query(self, stmt: Select[Any], term: str) -> Select[Any]:
+        if "\x00" in term:  # PostgreSQL cannot compare text with NUL in it
+            raise HTTPException(400, "The search must not contain NUL characters.")
+        condition = self._search.search(term)
+        return stmt if condition is None else stmt.where(condition)
+
+    def sort_query(self, stmt: Select[Any], request: Request) -> Select[Any]:
+        # The primary key breaks ties, so pages never repeat or skip rows.
+        return super().sort_query(stmt, request).order_by(self.resource.pk)
+
+    def form_details_query(self, request: Request) -> Select[Any]:
+        # Details, and the row sqladmin checks before an edit or a delete.
+        self.parse_pk(request.path_params["pk"])
+        return self.policy.scope(super().form_details_query(request), request, Action.RETRIEVE)
+
+    def form_edit_query(self, request: Request) -> Select[Any]:
+        key = self.parse_pk(request.path_params["pk"])
+        stmt: Select[Any] = select(self.model).where(self.resource.pk == key)
+        stmt = stmt.options(*(selectinload(getattr(self.model, p.key)) for p in self.form_links))
+        return self.policy.scope(stmt, request, Action.UPDATE)
+
+    async def get_object_for_delete(self, value: Any) -> Any:
+        stmt: Select[Any] = select(self.model).where(self.resource.pk == self.parse_pk(str(value)))
+        stmt = self.policy.scope(stmt, current_request(), Action.DELETE)
+        async with self.session_maker(expire_on_commit=False) as session:
+            return (await session.execute(stmt)).scalars().first()
+
+    # Row checks: a row out of scope is 404, as in the API.
+
+    @staticmethod
+    def _found(model: Any) -> None:
+        if model is None:
+            raise HTTPException(404)
+
+    async def check_can_view_details(self, request: Request, model: Any) -> bool:
+        self._found(model)
+        return await super().check_can_view_details(request, model)
+
+    async def check_can_edit(self, request: Request, model: Any) -> bool:
+        self._found(model)
+        return await super().check_can_edit(request, model)
+
+    async def check_can_delete(self, request: Request, model: Any) -> bool:
+        self._found(model)
+        return await super().check_can_delete(request, model)
+
+    # Saving: the resource's validation and hooks, and errors as form messages.
+
+    def _validate(self, values: dict[str, Any]) -> None:
+        schema = self.resource.update_schema
+        checked = {key: value for key, value in values.items() if key in schema.model_fields}
+        try:
+            schema.model_validate(checked)
+        except ValidationError as exc:
+            raise FormError(describe_validation_error(exc)) from None
+
+    async def _check_choices(
+        self, request: Request, data: dict[str, Any], model: Any, is_created: bool
+    ) -> None:
+        """Turn the lookups' form values into keys, each one a row the user may read."""
+        for name, loader in self.lookups.items():
+            if name not in data:
+                continue
+            label = self._column_labels.get(name, name)
+            if name in self.resource.columns:  # a foreign key
+                raw = data[name]
+                key = None if raw in (None, "", "__None") else loader.parse(raw)
+                if raw not in (None, "", "__None") and key is None:
+                    raise FormError(f"{label}: not a valid choice.")
+                data[name] = key
+                unchanged = not is_created and key == getattr(model, name)
+                chosen = set() if unchanged else {key}
+            else:  # a many-to-many link: only newly added rows are checked
+                keys = {loader.parse(raw) for raw in data[name] or ()}
+                if None in keys:
+                    raise FormError(f"{label}: not a valid choice.")
+                current = (
+                    set()
+                    if is_created
+                    else {getattr(row, loader.target.pk_info.key) for row in getattr(model, name)}
+                )
+                chosen = keys - current
+            chosen.discard(None)
+            if chosen and len(await loader.visible(request, chosen)) != len(chosen):
+                raise FormError(f"{label}: not a valid choice.")
+
+    async def on_model_change(
+        self, data: dict[str, Any], model: Any, is_created: bool, request: Request
+    ) -> None:
+        resource = self.resource
+        if not is_created:
+            for key in self.get_optional_on_edit():
+                if not data.get(key):
+                    data.pop(key, None)
+        await self._check_choices(request, data, model, is_created)
+        values = {key: value for key, value in data.items() if key in resource.columns}
+        self._validate(values)
+        try:
+            if is_created:
+                if resource.owner_field is not None:
+                    values[resource.owner_field] = get_user(request).id
+                values = await resource.before_create(request, values)
+            else:
+                values = await resource.before_update(request, model, values)
+        except HTTPError as exc:
+            raise FormError(describe_http_error(exc)) from None
+        data.update(values)
+
+    async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
+        return await self.writer.insert(request, data)
+
+    async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
+        return await self.writer.update(request, pk, data)
+
+    async def on_model_delete(self, model: Any, request: Request) -> None:
+        try:
+            await self.resource.before_delete(request, model)
+        except HTTPError as exc:
+            raise FormError(describe_http_error(exc)) from None
+
+    async def delete_model(self, request: Request, pk: Any) -> None:
+        obj = await self.get_object_for_delete(pk)
+        self._found(obj)
+        await self.on_model_delete(obj, request)
+        await self.writer.delete(request, pk, obj)
+
+    # History.
+
+    def history_url(self, request: Request, pk: Any) -> str:
+        return str(request.url_for(f"admin:view-{self.identity}-object_history", pk=str(pk)))
+
+    async def details_context(self, request: Request) -> dict[str, Any]:
+        model = await self.get_object_for_details(request)
+        await self._name_references(request, [model])
+        return {"history_url": self.history_url(request, request.path_params["pk"])}
+
+    async def edit_context(self, request: Request) -> dict[str, Any]:
+        return {"history_url": self.history_url(request, request.path_params["pk"])}
+
+    @expose("/history/{pk:path}")
+    async def object_history(self, request: Request) -> Response:
+        """The History page of one row: every change recorded for it, newest first."""
+        from crudkit.contrib.admin.history_view import entries_of
+
+        model = await self.get_object_for_details(request)
+        if not await self.check_can_view_details(request, model):
+            raise HTTPException(403)
+        object_id = str(self.parse_pk(request.path_params["pk"]))
+        async with self.session_maker() as session:
+            entries = await entries_of(session, self.resource, object_id, HISTORY_LIMIT)
+        context = {
+            "model_view": self,
+            "obj": model,
+            "entries": entries,
+            "title": f"History: {model}",
+            "details_url": request.url_for("admin:details", identity=self.identity, pk=object_id),
+        }
+        return await self.templates.TemplateResponse(request, HISTORY_TEMPLATE, context)
+
+
+def view_for(resource: Resource, *, base: type[ResourceView] = ResourceView) -> type[ResourceView]:
+    """A subclass of `base` serving `resource`."""
+    attrs = view_attributes(resource)
+    view: type[ResourceView] = types.new_class(
+        f"{resource.model.__name__}Admin",
+        (base,),
+        {"model": resource.model},
+        lambda namespace: namespace.update(attrs),
+    )
+    view.form_base_class = types.new_class(
+        f"{resource.model.__name__}AdminForm",
+        (AdminForm,),
+        {},
+        lambda namespace: namespace.update(view_class=view),
+    )
+    return view
+
+
+def identities(views: Sequence[type[ResourceView]]) -> dict[str, type[ResourceView]]:
+    """Views by URL identity; two models with one class name would share a URL."""
+    found: dict[str, type[ResourceView]] = {}
+    for view in views:
+        if view.identity in found:
+            other = found[view.identity].model
+            raise ImproperlyConfigured(
+                f"the admin would serve {view.model.__module__}.{view.model.__name__} and "
+                f"{other.__module__}.{other.__name__} at the same URL /{view.identity}/; "
+                "set `admin = False` on one of their resources"
+            )
+        found[view.identity] = view
+    return found

@@ -1,0 +1,115 @@
+"""Prometheus metrics at `/metrics`, when the `metrics` extra (prometheus-client) is installed.
+
+    crudkit_http_requests_total{method, route, status}
+    crudkit_http_request_duration_seconds{method, route}     (histogram)
+    crudkit_db_pool_connections{state}                        (checked_out, idle)
+
+Routes are labelled by their template (`/api/v1/products/{id}`), never by the raw
+path, so ids do not explode the number of series. Each app has its own registry;
+with several worker processes, set PROMETHEUS_MULTIPROC_DIR as prometheus-client
+documents to aggregate them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def available() -> bool:
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Metrics:
+    """The collectors of one app."""
+
+    def __init__(self, app: FastAPI) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "crudkit_http_requests",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "crudkit_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        pool = Gauge(
+            "crudkit_db_pool_connections",
+            "Database connections of this process's pool.",
+            ["state"],
+            registry=self.registry,
+        )
+        engine_pool: Any = app.state.db.engine.pool
+        pool.labels("checked_out").set_function(lambda: _call(engine_pool, "checkedout"))
+        pool.labels("idle").set_function(lambda: _call(engine_pool, "checkedin"))
+
+    async def endpoint(self, request: Request) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _call(pool: Any, name: str) -> float:
+    method = getattr(pool, name, None)
+    return float(method()) if callable(method) else 0.0
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by route template."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or _mounted(scope) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+def _mounted(scope: Scope) -> str | None:
+    root = scope.get("root_path", "")
+    return f"{root}/*" if root else None
+
+
+def install(app: FastAPI) -> None:
+    """Serve `/metrics` and count requests (no-op without prometheus-client)."""
+    if not available():
+        return
+    metrics = Metrics(app)
+    app.state.metrics = metrics
+    app.add_api_route("/metrics", metrics.endpoint, include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,0 +1,116 @@
+"""Models used only by the tests: every column type, and the shapes `register` refuses."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+import crudkit
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+class Gadget(crudkit.Model):
+    """One column of each kind the schema builder maps."""
+
+    __tablename__ = "test_gadget"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(20), unique=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    small: Mapped[int | None] = mapped_column(SmallInteger)
+    big: Mapped[int | None] = mapped_column(BigInteger)
+    weight: Mapped[Decimal | None] = mapped_column(Numeric(6, 3))
+    ratio: Mapped[float | None] = mapped_column(Float)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(default=True)
+    colour: Mapped[Colour] = mapped_column(default=Colour.RED)
+    released: Mapped[date | None]
+    alarm: Mapped[time | None]
+    seen_at: Mapped[datetime | None]
+    token: Mapped[uuid.UUID] = mapped_column(default=uuid.uuid4)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    secret: Mapped[str | None] = mapped_column(String(50))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("auth_user.id"))
+
+
+class Note(crudkit.Model):
+    """No owner, not public: reading needs the view permission."""
+
+    __tablename__ = "test_note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(String(100))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("auth_user.id"))
+
+
+class Code(crudkit.Model):
+    """A natural primary key, given on create."""
+
+    __tablename__ = "test_code"
+
+    code: Mapped[str] = mapped_column(String(10), primary_key=True)
+    label: Mapped[str] = mapped_column(String(50))
+
+
+class NoKey(crudkit.Model):
+    """Mapped through a table with no primary key constraint."""
+
+    __table__ = Table("test_nokey", crudkit.Model.metadata, Column("value", Integer))
+    __mapper_args__ = {"primary_key": [__table__.c.value]}
+
+
+class Pair(crudkit.Model):
+    __tablename__ = "test_pair"
+
+    left: Mapped[int] = mapped_column(primary_key=True)
+    right: Mapped[int] = mapped_column(primary_key=True)
+
+
+class OrderLine(crudkit.Model):
+    __tablename__ = "test_order_line"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quantity: Mapped[int]
+
+
+class Shelf(crudkit.Model):
+    """Public; its items are private to their owners."""
+
+    __tablename__ = "test_shelf"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(50))
+    items: Mapped[list[ShelfItem]] = relationship(back_populates="shelf", lazy="raise")
+
+
+class ShelfItem(crudkit.Model):
+    __tablename__ = "test_shelf_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    shelf_id: Mapped[int] = mapped_column(ForeignKey("test_shelf.id"))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("auth_user.id"))
+    shelf: Mapped[Shelf] = relationship(back_populates="items", lazy="raise")

@@ -1,0 +1,121 @@
+"""Permission objects and their composition, asked directly (no HTTP)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import ColumnElement
+from sqlalchemy.dialects import postgresql
+from starlette.requests import Request
+
+import crudkit
+from crudkit.permissions import Action
+from tests.models import Gadget
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    id: int | None = 7
+    username: str = "u"
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    perms: frozenset[str] = frozenset()
+
+    def has_perm(self, codename: str) -> bool:
+        return self.is_active and (self.is_superuser or codename in self.perms)
+
+
+@pytest.fixture(scope="module")
+def resource() -> crudkit.Resource:
+    registry = crudkit.Registry()
+
+    @registry.register(Gadget)
+    class GadgetResource(crudkit.Resource):
+        owner_field = "owner_id"
+
+    return registry[Gadget]
+
+
+def request_for(resource: crudkit.Resource, user: object) -> Request:
+    return Request({"type": "http", "user": user, "state": {"resource": resource}})
+
+
+def sql(condition: ColumnElement[bool] | None) -> str | None:
+    if condition is None:
+        return None
+    return str(
+        condition.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    )
+
+
+ANON = crudkit.AnonymousUser()
+OWN = SimpleNamespace(owner_id=7)
+THEIRS = SimpleNamespace(owner_id=8)
+
+
+def test_is_owner(resource: crudkit.Resource) -> None:
+    permission = crudkit.IsOwner()
+    request = request_for(resource, FakeUser())
+    assert permission.has_permission(request, Action.LIST)
+    assert sql(permission.get_query_filter(request, Action.LIST)) == "test_gadget.owner_id = 7"
+    assert permission.has_object_permission(request, Action.UPDATE, OWN)
+    assert not permission.has_object_permission(request, Action.UPDATE, THEIRS)
+    assert not permission.has_permission(request_for(resource, ANON), Action.LIST)
+
+
+def test_or_unions_rows_of_the_allowed_side(resource: crudkit.Resource) -> None:
+    viewer = FakeUser(perms=frozenset({"tests.view_gadget"}))
+    either = crudkit.IsOwner() | crudkit.HasModelPermission()
+    assert sql(either.get_query_filter(request_for(resource, viewer), Action.LIST)) is None
+    plain = request_for(resource, FakeUser())
+    # HasModelPermission refuses plain users, so only the owner's rows remain.
+    assert sql(either.get_query_filter(plain, Action.LIST)) == "test_gadget.owner_id = 7"
+    assert either.has_object_permission(plain, Action.RETRIEVE, OWN)
+    assert not either.has_object_permission(plain, Action.RETRIEVE, THEIRS)
+    assert either.has_object_permission(request_for(resource, viewer), Action.RETRIEVE, THEIRS)
+
+
+def test_and_and_not(resource: crudkit.Resource) -> None:
+    request = request_for(resource, FakeUser())
+    both = crudkit.IsAuthenticated() & crudkit.IsOwner()
+    assert both.has_permission(request, Action.CREATE)
+    assert sql(both.get_query_filter(request, Action.LIST)) == "test_gadget.owner_id = 7"
+    not_staff = ~crudkit.IsStaff()
+    assert not_staff.has_permission(request, Action.LIST)
+    assert not not_staff.has_permission(request_for(resource, FakeUser(is_staff=True)), Action.LIST)
+    others = ~crudkit.IsOwner()
+    assert sql(others.get_query_filter(request, Action.LIST)) == "test_gadget.owner_id != 7"
+
+
+def test_list_of_permissions_means_all(resource: crudkit.Resource) -> None:
+    registry = crudkit.Registry()
+
+    @registry.register(Gadget)
+    class Strict(crudkit.Resource):
+        owner_field = "owner_id"
+        permissions = [crudkit.IsStaff(), crudkit.IsOwnerOrReadOnly()]
+
+    policy = registry[Gadget].get_permissions()
+    staff = request_for(registry[Gadget], FakeUser(is_staff=True))
+    assert policy.has_permission(staff, Action.UPDATE)
+    assert policy.has_object_permission(staff, Action.RETRIEVE, THEIRS)
+    assert not policy.has_object_permission(staff, Action.UPDATE, THEIRS)
+    assert not policy.has_permission(request_for(registry[Gadget], FakeUser()), Action.LIST)
+
+
+def test_inactive_superuser_has_nothing(resource: crudkit.Resource) -> None:
+    request = request_for(resource, FakeUser(is_superuser=True, is_active=False))
+    assert not crudkit.IsSuperuser().has_permission(request, Action.LIST)
+    assert not crudkit.HasModelPermission().has_permission(request, Action.LIST)
+    assert not crudkit.DefaultPolicy().has_permission(request, Action.CREATE)
+
+
+def test_public_read_and_allow_any(resource: crudkit.Resource) -> None:
+    anonymous = request_for(resource, ANON)
+    assert crudkit.PublicRead().has_permission(anonymous, Action.LIST)
+    assert not crudkit.PublicRead().has_permission(anonymous, Action.DELETE)
+    assert crudkit.AllowAny().has_permission(anonymous, Action.DELETE)
