@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -84,7 +85,9 @@ async def _send(
     client: httpx.AsyncClient, scenario: Scenario, headers: dict[str, str], number: int
 ) -> None:
     path = scenario.path.replace("{id}", str(number % 100 + 1))
-    body = scenario.body.replace("{n}", str(number)).replace("{price}", f"{number % 900 + 1}.25")
+    # A fresh price each time: the ORM skips an UPDATE that would not change the row.
+    price = f"{random.randint(100, 99_999) / 100:.2f}"
+    body = scenario.body.replace("{n}", str(number)).replace("{price}", price)
     response = await client.request(
         scenario.method,
         path.lstrip("/"),

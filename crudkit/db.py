@@ -12,6 +12,7 @@ the endpoint returns and rolls back when it raises.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, Dialect, MetaData, Table, TypeDecorator, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -101,16 +102,45 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+IDLE_PING_AFTER = 10.0
+"""Seconds a pooled connection may sit unused before it is checked at checkout."""
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while.
+
+    Stale connections (a database restart, a firewall dropping idle sockets) come
+    from idle pools; `pool_pre_ping` would instead ping on every checkout, three round
+    trips on asyncpg. A connection that fails its ping is replaced at once; one that
+    breaks while in use invalidates the whole pool, so the next checkout reconnects.
+    """
+    sync_engine = engine.sync_engine
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER:
+            return
+        try:
+            sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError() from error  # the pool reconnects and retries
+
+    event.listen(sync_engine, "checkin", checkin)
+    event.listen(sync_engine, "checkout", checkout)
+
+
 def make_engine(settings: Settings) -> AsyncEngine:
     """The async engine for `settings.database_url`, configured for its dialect."""
     url = make_url(settings.database_url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         # A busy SQLite file waits for the writer instead of failing at once.
         options["connect_args"] = {"timeout": 30}
         if url.database in (None, "", ":memory:"):
             # One shared connection, or every checkout would see a new empty database.
-            options.pop("pool_pre_ping")
             options["poolclass"] = StaticPool
     else:
         options.update(
@@ -120,6 +150,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
             connect_args={"timeout": settings.db_pool_timeout},
         )
     engine = create_async_engine(url, **options)
+    if options.get("poolclass") is not StaticPool:
+        _ping_idle_connections(engine)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
     return engine
@@ -159,8 +191,15 @@ class Database:
                 raise
 
     async def ping(self) -> None:
-        async with self.read() as conn:
-            await conn.exec_driver_sql("SELECT 1")
+        """`SELECT 1`; once more on a fresh connection if a pooled one had gone stale."""
+        for attempt in (1, 2):
+            try:
+                async with self.read() as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+                return
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()

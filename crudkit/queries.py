@@ -17,18 +17,24 @@ from sqlalchemy import (
     Row,
     Select,
     and_,
+    bindparam,
     delete,
     func,
     insert,
     select,
-    text,
     types,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
 
 if TYPE_CHECKING:
     from crudkit.resources import Resource
+
+_PK = "crudkit_pk"
+"""Name of the bind parameter holding the primary key in prebuilt statements."""
 
 # Types whose values do not compare reliably with `=` (json has no equality operator
 # in PostgreSQL; a float4 column differs from the float8 parameter read back from it).
@@ -49,6 +55,20 @@ def etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or any(c.removeprefix("W/") == etag for c in candidates)
 
 
+class Explain(Executable, ClauseElement):
+    """`EXPLAIN (FORMAT JSON) <select>`, with the select's parameters bound as usual."""
+
+    inherit_cache = False
+
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+
+
+@compiles(Explain, "postgresql")
+def _compile_explain(element: Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.stmt, **kw))
+
+
 class ResourceQueries:
     """The statements of one resource; every lookup takes the caller's scope condition."""
 
@@ -63,10 +83,15 @@ class ResourceQueries:
         self._comparable = [
             info for info in infos if not isinstance(info.column.type, _UNCOMPARABLE)
         ]
+        # Built once, executed with parameters: requests skip statement construction.
+        by_pk = self.pk == bindparam(_PK)
+        self._select_all = select(*self.all_columns)
+        self._get = self._select_all.where(by_pk)
+        self._insert = insert(self.table).returning(*self.all_columns)
+        self._update = update(self.table).where(by_pk).returning(*self.all_columns)
 
     def select(self, condition: ColumnElement[bool] | None = None) -> Select[Any]:
-        stmt = select(*self.all_columns)
-        return stmt if condition is None else stmt.where(condition)
+        return self._select_all if condition is None else self._select_all.where(condition)
 
     def public(self, row: Row[Any]) -> dict[str, Any]:
         """The readable fields of a row, ready for JSON."""
@@ -76,8 +101,8 @@ class ResourceQueries:
     async def get(
         self, conn: AsyncConnection, pk: Any, condition: ColumnElement[bool] | None
     ) -> Row[Any] | None:
-        stmt = self.select(condition).where(self.pk == pk)
-        row: Row[Any] | None = (await conn.execute(stmt)).first()
+        stmt = self._get if condition is None else self._get.where(condition)
+        row: Row[Any] | None = (await conn.execute(stmt, {_PK: pk})).first()
         return row
 
     async def count(self, conn: AsyncConnection, stmt: Select[Any], mode: str) -> int | None:
@@ -91,16 +116,14 @@ class ResourceQueries:
         return int((await conn.execute(counted)).scalar_one())
 
     async def _estimate(self, conn: AsyncConnection, stmt: Select[Any]) -> int | None:
-        compiled = stmt.order_by(None).compile(conn.sync_connection)
-        plan = await conn.execute(text("EXPLAIN (FORMAT JSON) " + str(compiled)), compiled.params)
+        plan = await conn.execute(Explain(stmt.order_by(None)))
         try:
             return int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
         except (KeyError, IndexError, TypeError, ValueError):
             return None
 
     async def insert(self, conn: AsyncConnection, values: Mapping[str, Any]) -> Row[Any]:
-        stmt = insert(self.table).values(self._by_column(values)).returning(*self.all_columns)
-        return (await conn.execute(stmt)).one()
+        return (await conn.execute(self._insert, self._by_column(values))).one()
 
     async def update(
         self,
@@ -114,9 +137,11 @@ class ResourceQueries:
 
         `None` means the row is gone, or changed meanwhile.
         """
-        stmt = update(self.table).where(self._identity(current, if_unchanged))
-        stmt = stmt.values(self._by_column(values)).returning(*self.all_columns)
-        return (await conn.execute(stmt)).first()
+        params = {**self._by_column(values), _PK: current._mapping[self.resource.pk_info.key]}
+        stmt = self._update
+        if if_unchanged:
+            stmt = stmt.where(self._unchanged(current))
+        return (await conn.execute(stmt, params)).first()
 
     async def delete(
         self, conn: AsyncConnection, current: Row[Any], *, if_unchanged: bool = False
@@ -129,10 +154,12 @@ class ResourceQueries:
         pk_matches: ColumnElement[bool] = self.pk == current._mapping[self.resource.pk_info.key]
         if not if_unchanged:
             return pk_matches
+        return and_(pk_matches, self._unchanged(current))
+
+    def _unchanged(self, current: Row[Any]) -> ColumnElement[bool]:
         # Compare-and-swap on the values read: a concurrent writer makes this match nothing.
         mapping = current._mapping
         return and_(
-            pk_matches,
             *(
                 info.column.is_(None)
                 if mapping[info.key] is None

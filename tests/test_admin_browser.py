@@ -82,6 +82,8 @@ async def page(live_url: str) -> AsyncIterator[Any]:
                 executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS
             )
         except playwright.Error as exc:  # no browser on this machine
+            if os.environ.get("CI"):  # CI installs Chromium: not finding it is a failure
+                pytest.fail(f"Chromium is not available: {exc}")
             pytest.skip(f"Chromium is not available: {exc}")
         context = await browser.new_context(
             base_url=live_url, viewport={"width": 1280, "height": 800}, color_scheme="light"

@@ -238,6 +238,7 @@ async def test_estimated_count(settings: crudkit.Settings, is_postgres: bool) ->
     class NoteResource(crudkit.Resource):
         public_read = True
         count = "estimate"
+        filter_fields = ["text"]
 
     @registry.register(Gadget)
     class GadgetResource(crudkit.Resource):
@@ -254,6 +255,9 @@ async def test_estimated_count(settings: crudkit.Settings, is_postgres: bool) ->
         notes = (await client.get("/api/v1/notes", params={"limit": 10})).json()
         assert notes["total"] is not None
         assert abs(notes["total"] - 300) <= 30  # the planner's estimate; exact on SQLite
+        filtered = await client.get("/api/v1/notes", params={"limit": 10, "text__icontains": "n1"})
+        assert filtered.status_code == 200
+        assert filtered.json()["total"] is not None
         gadgets = (await client.get("/api/v1/gadgets", params={"limit": 10})).json()
         assert gadgets["total"] is None
         assert gadgets["next_cursor"]

@@ -6,12 +6,17 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import ColumnElement
+from fastapi import FastAPI
+from sqlalchemy import ColumnElement, insert
 from sqlalchemy.dialects import postgresql
 from starlette.requests import Request
 
 import crudkit
+from crudkit.contrib.auth.models import Group, Permission, group_permissions, user_groups
+from crudkit.contrib.auth.users import load_user
+from crudkit.db import table_of
 from crudkit.permissions import Action
+from crudkit.testing import create_user, database
 from tests.models import Gadget
 
 
@@ -119,3 +124,34 @@ def test_public_read_and_allow_any(resource: crudkit.Resource) -> None:
     assert crudkit.PublicRead().has_permission(anonymous, Action.LIST)
     assert not crudkit.PublicRead().has_permission(anonymous, Action.DELETE)
     assert crudkit.AllowAny().has_permission(anonymous, Action.DELETE)
+
+
+async def test_permissions_come_from_groups_and_directly(app: FastAPI) -> None:
+    editor = await create_user(app, "editor", permissions=["shop.view_order"])
+    plain = await create_user(app, "plain")
+    inactive = await create_user(app, "gone", is_active=False, permissions=["shop.view_order"])
+    await create_user(app, "other", permissions=["shop.delete_order"])
+    permissions, groups = table_of(Permission), table_of(Group)
+    async with database(app).transaction() as conn:
+        group = await conn.execute(insert(groups).values(name="editors").returning(groups.c.id))
+        group_id = group.scalar_one()
+        change = await conn.execute(
+            insert(permissions)
+            .values(codename="shop.change_order", name="Can change order", app_label="shop",
+                    model="order")
+            .returning(permissions.c.id)
+        )  # fmt: skip
+        await conn.execute(
+            insert(group_permissions).values(group_id=group_id, permission_id=change.scalar_one())
+        )
+        await conn.execute(insert(user_groups).values(user_id=editor, group_id=group_id))
+    async with database(app).read() as conn:
+        loaded = await load_user(conn, user_id=editor)
+        nobody = await load_user(conn, user_id=plain)
+        gone = await load_user(conn, user_id=inactive)
+    assert loaded is not None
+    assert loaded.permissions == {"shop.view_order", "shop.change_order"}
+    assert nobody is not None
+    assert nobody.permissions == frozenset()
+    assert gone is not None
+    assert not gone.has_perm("shop.view_order")

@@ -1,4 +1,4 @@
-"""Reading users for a request: the user row and every permission, in two queries.
+"""Reading users for a request: the user row and every permission, in one query.
 
 `AuthUser` is an immutable snapshot of a user and their permission codenames,
 loaded once per request, so `has_perm` never queries.
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, union
+from sqlalchemy import Row, and_, bindparam, case, func, not_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crudkit.contrib.auth.models import (
@@ -66,22 +66,41 @@ class AuthUser:
         }
 
 
-def permissions_query(user_id: int) -> Any:
-    """Codenames granted to the user directly or through their groups."""
-    codename = table_of(Permission).c.codename
-    perm_id = table_of(Permission).c.id
+SEPARATOR = ","  # never part of a codename (`app.action_model`)
+
+
+def _granted_codenames() -> Any:
+    """Codenames granted to the row's user directly or through groups, joined by commas;
+    NULL for superusers and inactive users, who need none loaded."""
+    permission = table_of(Permission)
+    user_id = user_table.c.id
+    # Correlated explicitly: two levels deep, auto-correlation would not reach auth_user
+    # and every user would get every granted permission.
     direct = (
-        select(codename)
-        .join(user_permissions, user_permissions.c.permission_id == perm_id)
+        select(user_permissions.c.permission_id)
         .where(user_permissions.c.user_id == user_id)
+        .correlate(user_table)
     )
     via_groups = (
-        select(codename)
-        .join(group_permissions, group_permissions.c.permission_id == perm_id)
+        select(group_permissions.c.permission_id)
         .join(user_groups, user_groups.c.group_id == group_permissions.c.group_id)
         .where(user_groups.c.user_id == user_id)
+        .correlate(user_table)
     )
-    return union(direct, via_groups)
+    codenames = (
+        select(func.aggregate_strings(permission.c.codename, SEPARATOR))
+        .where(or_(permission.c.id.in_(direct), permission.c.id.in_(via_groups)))
+        .correlate(user_table)
+        .scalar_subquery()
+    )
+    needed = and_(user_table.c.is_active, not_(user_table.c.is_superuser))
+    return case((needed, codenames), else_=null()).label("granted")
+
+
+# Built once: a request authenticates with one statement and no query building.
+_GRANTED = _granted_codenames()
+BY_ID = select(user_table, _GRANTED).where(user_table.c.id == bindparam("user_id"))
+BY_USERNAME = select(user_table, _GRANTED).where(user_table.c.username == bindparam("username"))
 
 
 def _from_row(row: Row[Any], permissions: frozenset[str]) -> AuthUser:
@@ -107,16 +126,12 @@ async def load_user(
     """The user by id or username, with permissions (none loaded for superusers: not needed)."""
     if username is not None and "\x00" in username:
         return None  # no username holds NUL, and PostgreSQL refuses it in a query
-    stmt = select(user_table)
     if user_id is not None:
-        stmt = stmt.where(user_table.c.id == user_id)
+        result = await conn.execute(BY_ID, {"user_id": user_id})
     else:
-        stmt = stmt.where(user_table.c.username == username)
-    row = (await conn.execute(stmt)).first()
+        result = await conn.execute(BY_USERNAME, {"username": username})
+    row = result.first()
     if row is None:
         return None
-    permissions: frozenset[str] = frozenset()
-    if row._mapping["is_active"] and not row._mapping["is_superuser"]:
-        result = await conn.execute(permissions_query(row._mapping["id"]))
-        permissions = frozenset(result.scalars())
-    return _from_row(row, permissions)
+    granted = row._mapping["granted"]
+    return _from_row(row, frozenset(granted.split(SEPARATOR)) if granted else frozenset())
