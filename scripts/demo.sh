@@ -6,21 +6,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/bootstrap.sh"
 cd "$root/example_project"
 python=$root/.venv/bin/python
+host=${HOST:-127.0.0.1}
+port=${PORT:-8000}
 "$python" manage.py migrate
 "$python" manage.py seed
-password_file=.demo-admin-password
-if [ ! -f "$password_file" ]; then
-  password=$("$python" -c "import secrets; print(secrets.token_urlsafe(12))")
-  if CRUDKIT_SUPERUSER_PASSWORD="$password" "$python" manage.py createsuperuser \
-      --noinput --username admin --email admin@example.com >/dev/null; then
-    umask 077 && printf '%s\n' "$password" > "$password_file"
-    echo
-    echo "  Admin:    http://127.0.0.1:8000/admin   username: admin   password: $password"
-    echo "            (printed once; change it with: python manage.py changepassword admin)"
-  fi
+password=$("$python" -c "import secrets; print(secrets.token_urlsafe(12))")
+if CRUDKIT_SUPERUSER_PASSWORD="$password" "$python" manage.py createsuperuser \
+    --noinput --username admin --email admin@example.com >/dev/null 2>&1; then
+  echo
+  echo "  Admin:    http://$host:$port/admin   username: admin   password: $password"
+  echo "            (printed once; change it with: python manage.py changepassword admin)"
 else
-  echo "  Admin user 'admin' exists (its password was printed on the first run)."
+  echo
+  echo "  Admin:    http://$host:$port/admin   username: admin (created on the first run,"
+  echo "            when its password was printed; reset it: python manage.py changepassword admin)"
 fi
-echo "  API docs: http://127.0.0.1:8000/docs"
+echo "  API docs: http://$host:$port/docs"
 echo
-exec "$python" manage.py runserver --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
+exec "$python" manage.py runserver --host "$host" --port "$port"
