@@ -74,10 +74,9 @@ class Authenticator(Protocol):
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="auth/token", auto_error=False)
 
 
-async def get_user(
-    request: Request, _token: Annotated[str | None, Depends(bearer_scheme)] = None
-) -> UserLike:
-    """Dependency: the authenticated user, or `AnonymousUser` when no credentials were sent."""
+async def resolve_user(request: Request) -> UserLike:
+    """The authenticated user, or `AnonymousUser` when no credentials were sent; once per
+    request. Raises `NotAuthenticated` for bad credentials."""
     cached = request.scope.get("user")
     if cached is not None:
         user: UserLike = cached
@@ -87,6 +86,13 @@ async def get_user(
     user = found if found is not None else ANONYMOUS
     request.scope["user"] = user
     return user
+
+
+async def get_user(
+    request: Request, _token: Annotated[str | None, Depends(bearer_scheme)] = None
+) -> UserLike:
+    """Dependency: `resolve_user`, declared with the bearer scheme for OpenAPI."""
+    return await resolve_user(request)
 
 
 CurrentUser = Annotated[UserLike, Depends(get_user)]

@@ -9,11 +9,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
+from fastapi.openapi.utils import (
+    get_openapi,
+    validation_error_definition,
+    validation_error_response_definition,
+)
 from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from crudkit.filters import query_adapter
+from crudkit.requests import MAX_CURSOR, MAX_OFFSET, MAX_TEXT
 
 if TYPE_CHECKING:
     from crudkit.filters import FilterSet
+    from crudkit.routers import ResourceEndpoints
 
 
 class ErrorDetail(BaseModel):
@@ -35,6 +44,10 @@ _DESCRIPTIONS = {
     503: "The database is unavailable.",
 }
 
+_REF = "#/components/schemas/"
+BEARER = "OAuth2PasswordBearer"
+"""The security scheme `crudkit.authentication.bearer_scheme` registers."""
+
 _ETAG_HEADER = {"ETag": {"description": "Version of the row", "schema": {"type": "string"}}}
 
 
@@ -45,7 +58,11 @@ def error_responses(
     responses: dict[int | str, dict[str, Any]] = {}
     for status in (*statuses, 503):
         if status == 422:
-            continue  # FastAPI documents its validation error itself
+            responses[422] = {
+                "description": "Validation error",
+                "content": {"application/json": {"schema": {"$ref": _REF + "HTTPValidationError"}}},
+            }
+            continue
         entry: dict[str, Any] = {"description": _DESCRIPTIONS[status]}
         if status != 304:
             entry["model"] = ErrorDetail
@@ -78,6 +95,101 @@ def list_parameters(filters: FilterSet, allowed: set[str]) -> list[dict[str, Any
     ]
 
 
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+class ResourceDocs:
+    """OpenAPI descriptions of a resource's operations, for endpoints that parse the
+    request themselves (`crudkit.requests`): the same constraints, written out."""
+
+    def __init__(self, endpoints: ResourceEndpoints) -> None:
+        self.endpoints = endpoints
+        info = endpoints.resource.pk_info
+        schema = query_adapter(
+            info.python_type, tuple(sorted(info.type_constraints.items()))
+        ).json_schema()
+        self.id_parameter = {"name": "id", "in": "path", "required": True, "schema": schema}
+        self.security: list[dict[str, list[str]]] = [{BEARER: []}]
+
+    def _expand(self) -> list[dict[str, Any]]:
+        expansions = self.endpoints.expansions
+        if not expansions:
+            return []
+        text = {"type": "string", "maxLength": MAX_TEXT}
+        return [_query("expand", text, f"Relations to include: {', '.join(expansions)}")]
+
+    def list_operation(self) -> dict[str, Any]:
+        settings = self.endpoints.settings
+        endpoints = self.endpoints
+        text = {"type": "string", "maxLength": MAX_TEXT}
+        parameters = [
+            _query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": settings.page_size_max,
+                 "default": settings.page_size_default},
+                "Rows per page",
+            ),
+            _query(
+                "offset",
+                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+                "Rows to skip (not with cursor)",
+            ),
+            _query(
+                "cursor",
+                {"type": "string", "maxLength": MAX_CURSOR},
+                "A next_cursor from a previous page (not with offset)",
+            ),
+            _query(
+                "ordering",
+                text,
+                "Comma-separated fields, '-' for descending: "
+                + (", ".join(endpoints.resource.ordering_fields) or "none allowed"),
+            ),
+        ]  # fmt: skip
+        if endpoints.filters.search_columns:
+            parameters.append(_query("search", text, "Case-insensitive substring"))
+        parameters += self._expand()
+        parameters += list_parameters(endpoints.filters, endpoints.allowed_params)
+        return {"parameters": parameters, "security": self.security}
+
+    def retrieve_operation(self) -> dict[str, Any]:
+        return {"parameters": [self.id_parameter, *self._expand()], "security": self.security}
+
+    def write_operation(self, model: type[BaseModel], *, with_id: bool = False) -> dict[str, Any]:
+        return {
+            "parameters": [self.id_parameter] if with_id else [],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": _REF + model.__name__}}},
+            },
+            "security": self.security,
+        }
+
+    def delete_operation(self) -> dict[str, Any]:
+        return {"parameters": [self.id_parameter], "security": self.security}
+
+
+def _add_components(schema: dict[str, Any], models: list[type[BaseModel]]) -> None:
+    """Request bodies and the validation error, for operations FastAPI did not describe."""
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.setdefault("ValidationError", validation_error_definition)
+    schemas.setdefault("HTTPValidationError", validation_error_response_definition)
+    _, definitions = models_json_schema(
+        [(model, "validation") for model in models], ref_template=_REF + "{model}"
+    )
+    for name, definition in definitions.get("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    if BEARER not in components.get("securitySchemes", {}):
+        # No authentication installed: operations cannot require a scheme that is absent.
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                if isinstance(operation, dict):
+                    operation.pop("security", None)
+
+
 def install_openapi(app: FastAPI, token_url: str) -> None:
     """Generate the schema once, pointing the password flow at the real token URL."""
 
@@ -88,6 +200,11 @@ def install_openapi(app: FastAPI, token_url: str) -> None:
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
+            )
+            resources = [r for r in app.state.apps.resources if r.api]
+            _add_components(
+                schema,
+                [model for r in resources for model in (r.create_schema, r.update_schema)],
             )
             schemes = schema.get("components", {}).get("securitySchemes", {})
             for scheme in schemes.values():

@@ -12,20 +12,19 @@ through the policy's query filter (what the caller may not see is 404), and asks
 by the generated schemas; rows are serialised straight to JSON bytes.
 """
 
-import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import Enum
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic_core import to_json
 from sqlalchemy import ColumnElement, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crudkit.apps import Apps
-from crudkit.authentication import UserLike, get_user
+from crudkit.authentication import UserLike, resolve_user
 from crudkit.conf import Settings
 from crudkit.db import Database
 from crudkit.events import WriteEvent
@@ -41,16 +40,18 @@ from crudkit.exceptions import (
 )
 from crudkit.expansion import Expansion, parse_expand
 from crudkit.filters import FilterSet, order_by_clauses
-from crudkit.openapi import error_responses, list_parameters
+from crudkit.openapi import ResourceDocs, error_responses
 from crudkit.pagination import CursorCodec, Page, keyset_condition
 from crudkit.permissions import Action, BasePermission, has_model_permission
 from crudkit.queries import ResourceQueries, etag_matches, row_etag
+from crudkit.requests import (
+    PathId,
+    list_params_model,
+    parse_body,
+    parse_expand_only,
+    parse_query,
+)
 from crudkit.resources import Resource
-
-MAX_OFFSET = 2**62
-STANDARD_PARAMS = ("limit", "offset", "cursor", "ordering", "search", "expand")
-
-User = Annotated[UserLike, Depends(get_user)]
 
 
 def json_response(content: Any, status_code: int = 200, **headers: str) -> Response:
@@ -73,6 +74,8 @@ class ResourceEndpoints:
         )
         self.expansions: dict[str, Expansion] = {}
         self.pk_key = resource.pk_info.key
+        self._path_id = PathId(resource.pk_info)
+        self._list_params = list_params_model(settings.page_size_default, settings.page_size_max)
 
     # Policy.
 
@@ -85,6 +88,11 @@ class ResourceEndpoints:
             yield self.resource.get_permissions()
         finally:
             request.state.resource = previous
+
+    async def authorize(self, request: Request, action: Action) -> ColumnElement[bool] | None:
+        """Authenticate the caller, then `check` them: refusals come before any parsing."""
+        await resolve_user(request)
+        return self.check(request, action)
 
     def check(self, request: Request, action: Action) -> ColumnElement[bool] | None:
         """Refuse the request (401/403) or return the caller's row filter for `action`."""
@@ -195,8 +203,7 @@ class ResourceEndpoints:
                     )
         return error
 
-    def _reject_unknown_params(self, request: Request) -> None:
-        allowed = self.allowed_params
+    def _reject_unknown_params(self, request: Request, allowed: set[str]) -> None:
         unknown = [name for name in request.query_params if name not in allowed]
         if unknown:
             names = ", ".join(sorted(allowed))
@@ -213,6 +220,7 @@ class ResourceEndpoints:
 
     @property
     def allowed_params(self) -> set[str]:
+        """Query parameters of the list endpoint."""
         standard = {"limit", "offset", "cursor", "ordering"}
         if self.filters.search_columns:
             standard.add("search")
@@ -220,20 +228,18 @@ class ResourceEndpoints:
             standard.add("expand")
         return standard | set(self.filters.params)
 
+    @property
+    def retrieve_params(self) -> set[str]:
+        return {"expand"} if self.expansions else set()
+
     # Endpoints.
 
-    async def list(
-        self,
-        request: Request,
-        scope: ColumnElement[bool] | None,
-        limit: int,
-        offset: int,
-        cursor: str | None,
-        ordering: str | None,
-        search: str | None,
-        expand: str | None,
-    ) -> Response:
-        self._reject_unknown_params(request)
+    async def list(self, request: Request) -> Response:
+        scope = await self.authorize(request, Action.LIST)
+        self._reject_unknown_params(request, self.allowed_params)
+        params = parse_query(self._list_params, request)
+        limit, offset, cursor = params.limit, params.offset, params.cursor
+        ordering, search, expand = params.ordering, params.search, params.expand
         if cursor is not None and "offset" in request.query_params:
             raise Invalid.single(["query", "cursor"], "use either cursor or offset, not both")
         conditions = self.filters.conditions(request.query_params)
@@ -277,11 +283,11 @@ class ResourceEndpoints:
             next_cursor = self.codec.encode(order, [last[field] for field, _ in order])
         return json_response({"items": items, "total": total, "next_cursor": next_cursor})
 
-    async def retrieve(
-        self, request: Request, scope: ColumnElement[bool] | None, pk: Any, expand: str | None
-    ) -> Response:
-        self._reject_unknown_params(request)
-        expansions = parse_expand(expand, self.expansions)
+    async def retrieve(self, request: Request) -> Response:
+        scope = await self.authorize(request, Action.RETRIEVE)
+        pk = self._path_id(request)
+        self._reject_unknown_params(request, self.retrieve_params)
+        expansions = parse_expand(parse_expand_only(request), self.expansions)
         async with self.db(request).read() as conn:
             row = await self.queries.get(conn, pk, scope)
             if row is None:
@@ -297,7 +303,10 @@ class ResourceEndpoints:
             expansion.attach(item, row, related)
         return json_response(item, ETag=etag)
 
-    async def create(self, request: Request, body: Any) -> Response:
+    async def create(self, request: Request) -> Response:
+        await self.authorize(request, Action.CREATE)
+        self._reject_unknown_params(request, set())
+        body = await parse_body(self.resource.create_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
         resource = self.resource
         if resource.owner_field is not None:
@@ -316,9 +325,11 @@ class ResourceEndpoints:
             ETag=row_etag(row),
         )
 
-    async def update(
-        self, request: Request, scope: ColumnElement[bool] | None, pk: Any, body: Any
-    ) -> Response:
+    async def update(self, request: Request) -> Response:
+        scope = await self.authorize(request, Action.UPDATE)
+        pk = self._path_id(request)
+        self._reject_unknown_params(request, set())
+        body = await parse_body(self.resource.update_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
         try:
             async with self.db(request).transaction() as conn:
@@ -339,9 +350,10 @@ class ResourceEndpoints:
             raise await self.write_error(request, exc, values) from exc
         return json_response(self.queries.public(row), ETag=row_etag(row))
 
-    async def delete(
-        self, request: Request, scope: ColumnElement[bool] | None, pk: Any
-    ) -> Response:
+    async def delete(self, request: Request) -> Response:
+        scope = await self.authorize(request, Action.DELETE)
+        pk = self._path_id(request)
+        self._reject_unknown_params(request, set())
         try:
             async with self.db(request).transaction() as conn:
                 row = await self.queries.get(conn, pk, scope)
@@ -363,150 +375,56 @@ class ResourceEndpoints:
     # The router.
 
     def add_routes(self, router: APIRouter, prefix: str = "") -> None:
-        """Add the five routes to `router`, under `prefix` + the resource's path."""
+        """Add the five routes to `router`, under `prefix` + the resource's path.
+
+        The endpoints take the bare request (see `crudkit.requests`); their parameters
+        and bodies are described to OpenAPI by `crudkit.openapi`.
+        """
         resource = self.resource
-        settings = self.settings
         tags: list[str | Enum] = [resource.name_plural.capitalize()]
         base = prefix + resource.path_segment
-        pk_type: Any = Annotated[
-            resource.pk_info.python_type,
-            Path(**resource.pk_info.type_constraints),
-        ]
-        out = resource.out_schema
-
-        def allowed(action: Action) -> Any:
-            # A dependency, so refusals (401/403) come before the body is validated.
-            async def check(request: Request, user: User) -> ColumnElement[bool] | None:
-                return self.check(request, action)
-
-            return Annotated[ColumnElement[bool] | None, Depends(check)]
-
-        expand_doc = f"Relations to include: {', '.join(self.expansions) or 'none'}"
-
-        async def list_endpoint(
-            request: Request,
-            scope: allowed(Action.LIST),  # type: ignore[valid-type]
-            limit: Annotated[int, Query(ge=1, le=settings.page_size_max)] = (
-                settings.page_size_default
-            ),
-            offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-            cursor: Annotated[str | None, Query(max_length=4096)] = None,
-            ordering: Annotated[str | None, Query(max_length=1000)] = None,
-            search: Annotated[str | None, Query(max_length=1000)] = None,
-            expand: Annotated[str | None, Query(max_length=1000, description=expand_doc)] = None,
-        ) -> Response:
-            return await self.list(request, scope, limit, offset, cursor, ordering, search, expand)
-
-        async def retrieve_endpoint(
-            request: Request,
-            scope: allowed(Action.RETRIEVE),  # type: ignore[valid-type]
-            id: pk_type,
-            expand: Annotated[str | None, Query(max_length=1000, description=expand_doc)] = None,
-        ) -> Response:
-            return await self.retrieve(request, scope, id, expand)
-
-        async def create_endpoint(
-            request: Request,
-            scope: allowed(Action.CREATE),  # type: ignore[valid-type]
-            body: resource.create_schema,  # type: ignore[name-defined]
-        ) -> Response:
-            return await self.create(request, body)
-
-        async def update_endpoint(
-            request: Request,
-            scope: allowed(Action.UPDATE),  # type: ignore[valid-type]
-            id: pk_type,
-            body: resource.update_schema,  # type: ignore[name-defined]
-        ) -> Response:
-            return await self.update(request, scope, id, body)
-
-        async def delete_endpoint(
-            request: Request,
-            scope: allowed(Action.DELETE),  # type: ignore[valid-type]
-            id: pk_type,
-        ) -> Response:
-            return await self.delete(request, scope, id)
-
-        list_params = list_parameters(self.filters, self.allowed_params)
-        if "search" not in self.allowed_params:
-            _drop_parameter(list_endpoint, "search")
-        if "expand" not in self.allowed_params:
-            _drop_parameter(list_endpoint, "expand")
-            _drop_parameter(retrieve_endpoint, "expand")
-
         one = base + "/{id}"
+        out = resource.out_schema
+        docs = ResourceDocs(self)
         routes: list[tuple[str, Callable[..., Any], str, str, dict[str, Any]]] = [
-            (
-                base,
-                list_endpoint,
-                "GET",
-                f"List {resource.name_plural}",
-                {
-                    "response_model": Page[out],  # type: ignore[valid-type]
-                    "responses": error_responses(401, 403, 422),
-                    "openapi_extra": {"parameters": list_params} if list_params else None,
-                },
-            ),
-            (
-                base,
-                create_endpoint,
-                "POST",
-                f"Create a {resource.name}",
-                {
-                    "status_code": 201,
-                    "response_model": out,
-                    "responses": error_responses(400, 401, 403, 409, 413, 422, created=True),
-                },
-            ),
-            (
-                one,
-                retrieve_endpoint,
-                "GET",
-                f"Retrieve a {resource.name}",
-                {
-                    "response_model": out,
-                    "responses": error_responses(304, 401, 403, 404, 422, etag=True),
-                },
-            ),
-            (
-                one,
-                update_endpoint,
-                "PATCH",
-                f"Update a {resource.name}",
-                {
-                    "response_model": out,
-                    "responses": error_responses(400, 401, 403, 404, 409, 412, 413, 422, etag=True),
-                },
-            ),
-            (
-                one,
-                delete_endpoint,
-                "DELETE",
-                f"Delete a {resource.name}",
-                {
-                    "status_code": 204,
-                    "response_class": Response,
-                    "responses": error_responses(401, 403, 404, 409, 412, 422),
-                },
-            ),
-        ]
+            (base, self.list, "GET", f"List {resource.name_plural}", {
+                "response_model": Page[out],  # type: ignore[valid-type]
+                "responses": error_responses(401, 403, 422),
+                "openapi_extra": docs.list_operation(),
+            }),
+            (base, self.create, "POST", f"Create a {resource.name}", {
+                "status_code": 201,
+                "response_model": out,
+                "responses": error_responses(401, 403, 409, 413, 422, created=True),
+                "openapi_extra": docs.write_operation(resource.create_schema),
+            }),
+            (one, self.retrieve, "GET", f"Retrieve a {resource.name}", {
+                "response_model": out,
+                "responses": error_responses(304, 401, 403, 404, 422, etag=True),
+                "openapi_extra": docs.retrieve_operation(),
+            }),
+            (one, self.update, "PATCH", f"Update a {resource.name}", {
+                "response_model": out,
+                "responses": error_responses(401, 403, 404, 409, 412, 413, 422, etag=True),
+                "openapi_extra": docs.write_operation(resource.update_schema, with_id=True),
+            }),
+            (one, self.delete, "DELETE", f"Delete a {resource.name}", {
+                "status_code": 204,
+                "response_class": Response,
+                "responses": error_responses(401, 403, 404, 409, 412, 422),
+                "openapi_extra": docs.delete_operation(),
+            }),
+        ]  # fmt: skip
         for path, endpoint, method, summary, options in routes:
-            action = endpoint.__name__.removesuffix("_endpoint")
             router.add_api_route(
                 path,
                 endpoint,
                 methods=[method],
-                name=self.route_name(action),
+                name=self.route_name(endpoint.__name__),
                 summary=summary,
                 tags=tags,
                 **options,
             )
-
-
-def _drop_parameter(func: Callable[..., Any], name: str) -> None:
-    signature = inspect.signature(func)
-    params = [param for param in signature.parameters.values() if param.name != name]
-    func.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
 
 
 def link_expansions(endpoints: Mapping[type[Any], ResourceEndpoints]) -> None:
