@@ -34,6 +34,7 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker, when several serve one app
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and value is not None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import os
 from pathlib import Path
 
 import httpx
@@ -9,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 import crudkit
+from crudkit.logs import JSONFormatter, RequestIdFilter
 from crudkit.testing import client_for
 from tests.conftest import Caller
 from tests.test_throttle import REDIS_URL
@@ -41,6 +46,29 @@ async def test_request_id_is_generated_or_kept(client: httpx.AsyncClient) -> Non
     # Something that could inject into logs or headers is replaced.
     replaced = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
     assert replaced.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_one_json_log_line_per_request(client: httpx.AsyncClient, alice: Caller) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JSONFormatter())
+    logger = logging.getLogger("crudkit.access")
+    logger.addHandler(handler)
+    try:
+        await client.get("/api/v1/auth/me", headers={**alice.headers, "X-Request-ID": "req-42"})
+    finally:
+        logger.removeHandler(handler)
+    (line,) = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["method"] == "GET"
+    assert entry["path"] == "/api/v1/auth/me"
+    assert entry["status"] == 200
+    assert entry["user_id"] == alice.id
+    assert entry["request_id"] == "req-42"
+    assert entry["pid"] == os.getpid()
+    assert entry["level"] == "info"
+    assert entry["duration_ms"] >= 0
 
 
 async def test_security_headers(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,333 @@
+"""Scale: the example project under gunicorn with two workers on PostgreSQL and Redis.
+
+    .venv/bin/python -m benchmarks.scale                 # 64 clients, 60 s
+    .venv/bin/python -m benchmarks.scale --seconds 10    # a quick look
+
+Seeds `crudkit_scale` (10,000 products, owned by eight users), serves it with
+`gunicorn crudkit.app:create_app() --workers 2` as docs/deploy.md does, and drives
+it with wrk: 64 keep-alive connections of mixed traffic (70% reads, anonymous
+and authenticated; 30% creates and PATCHes of the caller's own rows; see
+`scale.lua`). Then it checks what must hold across workers:
+
+- no request failed (any status other than 200/201, or a socket error, fails the run);
+- every create left exactly one row and one history entry (nothing lost, nothing half-written);
+- a login throttled after `login_attempts` failures stays throttled on both workers;
+- a token revoked by logout is refused by both workers.
+
+Each check request carries its own X-Request-ID; the JSON access log names the
+worker (`pid`) that served it, so the run shows both workers took part.
+Exit status 1 when anything does not hold. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+from benchmarks.config import (
+    BENCH_PASSWORD,
+    EXAMPLE_PROJECT,
+    PYTHON,
+    ROOT,
+    SMALL_ROWS,
+    Dataset,
+    app_env,
+)
+from benchmarks.seed import _manage, ensure_seeded, reset
+
+DATASET = Dataset("crudkit_scale", SMALL_ROWS)
+LUA_SCRIPT = Path(__file__).with_name("scale.lua")
+USERS = 8
+PORT = 8110
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+LOGIN_ATTEMPTS = 5  # crudkit's default `login_attempts`
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: dict[int, int]
+    socket_errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def failures(self) -> int:
+        bad = sum(count for status, count in self.statuses.items() if status not in (200, 201))
+        return bad + self.socket_errors
+
+
+async def prepare_users() -> list[tuple[str, int, int]]:
+    """Eight users, each owning an equal block of the seeded products: (name, first, last)."""
+    block = DATASET.rows // USERS
+    names = [f"scale_{n}" for n in range(1, USERS + 1)]
+    conn = await asyncpg.connect(DATASET.dsn())
+    try:
+        existing = {
+            row["username"]
+            for row in await conn.fetch(
+                "SELECT username FROM auth_user WHERE username LIKE 'scale_%'"
+            )
+        }
+        for name in names:
+            if name not in existing:
+                _manage(DATASET, "createuser", name, "--email", f"{name}@example.com", "--noinput")
+        owners = []
+        for index, name in enumerate(names):
+            first, last = index * block + 1, (index + 1) * block
+            user_id = await conn.fetchval("SELECT id FROM auth_user WHERE username = $1", name)
+            await conn.execute(
+                "UPDATE shop_product SET owner_id = $1"
+                " WHERE id BETWEEN $2 AND $3 AND owner_id <> $1",
+                user_id,
+                first,
+                last,
+            )
+            owners.append((name, first, last))
+        await conn.execute("DELETE FROM crudkit_log_entry")
+        await conn.execute("VACUUM ANALYZE shop_product")
+    finally:
+        await conn.close()
+    return owners
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
+    """The example project as docs/deploy.md serves it; yields its base URL."""
+    command = [
+        PYTHON, "-m", "gunicorn", "crudkit.app:create_app()",
+        "--worker-class", "uvicorn_worker.UvicornWorker",
+        "--workers", str(workers), "--bind", f"127.0.0.1:{PORT}",
+        "--graceful-timeout", "30", "--keep-alive", "75",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            command, cwd=EXAMPLE_PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{PORT}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited at start:\n{log.read_text()[-3000:]}")
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=1)
+                if ready.status_code == 200 and ready.json()["checks"].get("redis") == "ok":
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not become ready in 30 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def login(url: str, username: str) -> str:
+    response = httpx.post(
+        f"{url}/api/v1/auth/token", data={"username": username, "password": BENCH_PASSWORD}
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+def run_wrk(
+    url: str, owners: list[tuple[str, int, int]], seconds: int, connections: int, threads: int
+) -> LoadResult:
+    tokens = [(login(url, name), first, last) for name, first, last in owners]
+    env = {
+        **os.environ,
+        "SCALE_USERS": ";".join(f"{token}:{first}:{last}" for token, first, last in tokens),
+        "SCALE_ID_MAX": str(DATASET.rows),
+    }
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+        "-s", str(LUA_SCRIPT), url,
+    ]  # fmt: skip
+    wrk = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if wrk.returncode:
+        raise RuntimeError(f"wrk failed ({wrk.returncode}): {wrk.stdout}{wrk.stderr}")
+    out = wrk.stdout
+    line = next(line for line in out.splitlines() if line.startswith("SCALE_JSON "))
+    data = json.loads(line.removeprefix("SCALE_JSON "))
+    return LoadResult(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        statuses={int(status): count for status, count in data["statuses"].items()},
+        socket_errors=data["socket_errors"],
+    )
+
+
+async def written_rows() -> tuple[int, int]:
+    """Products the run created, and the history entries of those creates."""
+    conn = await asyncpg.connect(DATASET.dsn())
+    try:
+        rows = await conn.fetchval("SELECT count(*) FROM shop_product WHERE id > $1", DATASET.rows)
+        entries = await conn.fetchval(
+            "SELECT count(*) FROM crudkit_log_entry"
+            " WHERE app_label = 'shop' AND action = 'create' AND channel = 'api'"
+        )
+    finally:
+        await conn.close()
+    return int(rows), int(entries)
+
+
+def served_by(log: Path, request_ids: list[str]) -> Counter[int]:
+    """The worker pids that logged `request_ids` (from the JSON access log)."""
+    wanted = set(request_ids)
+    pids: Counter[int] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("logger") == "crudkit.access" and entry.get("request_id") in wanted:
+            pids[entry["pid"]] += 1
+    return pids
+
+
+def fresh_connection_calls(
+    url: str, method: str, path: str, count: int, **options: object
+) -> tuple[list[int], list[str]]:
+    """`count` requests, each on a new connection (so the kernel hands them to either worker)."""
+    options = dict(options)
+    extra: dict[str, str] = options.pop("headers", {})  # type: ignore[assignment]
+    statuses, ids = [], []
+    for _ in range(count):
+        request_id = uuid.uuid4().hex
+        headers = {"X-Request-ID": request_id, **extra}
+        with httpx.Client() as client:
+            response = client.request(method, f"{url}{path}", headers=headers, **options)  # type: ignore[arg-type]
+        statuses.append(response.status_code)
+        ids.append(request_id)
+    return statuses, ids
+
+
+def check_throttle(url: str, log: Path) -> tuple[bool, str]:
+    name = f"throttled_{uuid.uuid4().hex[:8]}"  # Redis outlives the database
+    _manage(DATASET, "createuser", name, "--noinput")
+    wrong = {"username": name, "password": "not-the-password"}
+    right = {"username": name, "password": BENCH_PASSWORD}
+    denied, _ = fresh_connection_calls(
+        url, "POST", "/api/v1/auth/token", LOGIN_ATTEMPTS, data=wrong
+    )
+    refused, ids = fresh_connection_calls(url, "POST", "/api/v1/auth/token", 20, data=right)
+    workers = served_by(log, ids)
+    ok = denied == [401] * LOGIN_ATTEMPTS and refused == [429] * 20 and len(workers) >= 2
+    return ok, (
+        f"{LOGIN_ATTEMPTS} wrong passwords: {Counter(denied)}; then the right one 20 times: "
+        f"{Counter(refused)}, served by workers {dict(workers)}"
+    )
+
+
+def check_revocation(url: str, log: Path) -> tuple[bool, str]:
+    token = login(url, "scale_1")
+    auth = {"Authorization": f"Bearer {token}"}
+    before, _ = fresh_connection_calls(url, "GET", "/api/v1/auth/me", 10, headers=auth)
+    logout = httpx.post(f"{url}/api/v1/auth/logout", headers=auth).status_code
+    after, ids = fresh_connection_calls(url, "GET", "/api/v1/auth/me", 20, headers=auth)
+    workers = served_by(log, ids)
+    ok = before == [200] * 10 and logout == 204 and after == [401] * 20 and len(workers) >= 2
+    return ok, (
+        f"before logout: {Counter(before)}; logout: {logout}; after: {Counter(after)}, "
+        f"served by workers {dict(workers)}"
+    )
+
+
+def report(result: LoadResult, workers: Counter[int], rows: int, entries: int) -> None:
+    print(f"requests     {result.requests:,} in {result.seconds:.1f} s = {result.rps:,.0f} req/s")
+    print(
+        f"latency      p50 {result.p50_ms:.1f} ms, p90 {result.p90_ms:.1f} ms, "
+        f"p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms"
+    )
+    statuses = ", ".join(
+        f"{status}: {count:,}" for status, count in sorted(result.statuses.items())
+    )
+    print(f"statuses     {statuses}; socket errors: {result.socket_errors}")
+    print(f"per worker   {', '.join(f'pid {pid}: {n:,}' for pid, n in sorted(workers.items()))}")
+    print(
+        f"creates      {result.statuses.get(201, 0):,} answered 201, {rows:,} rows, "
+        f"{entries:,} history entries"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    args = parser.parse_args()
+
+    asyncio.run(ensure_seeded(DATASET))
+    owners = asyncio.run(prepare_users())
+    env = app_env(DATASET.sqlalchemy_url(), DATASET.dsn(), owner_id=0)
+    env["CRUDKIT_REDIS_URL"] = REDIS_URL
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE_PROJECT), str(ROOT)])
+    with tempfile.TemporaryDirectory(prefix="crudkit-scale-") as tmp:
+        log = Path(tmp) / "gunicorn.log"
+        with gunicorn(env, args.workers, log) as url:
+            print(
+                f"gunicorn, {args.workers} workers; wrk, {args.threads} threads, "
+                f"{args.connections} connections, {args.seconds} s ...",
+                flush=True,
+            )
+            result = run_wrk(url, owners, args.seconds, args.connections, args.threads)
+            rows, entries = asyncio.run(written_rows())
+            created = result.statuses.get(201, 0)
+            workers = Counter(
+                json.loads(line)["pid"]
+                for line in log.read_text(errors="replace").splitlines()
+                if line.startswith('{"') and '"crudkit.access"' in line
+            )
+            report(result, workers, rows, entries)
+            checks = {
+                "no failed request": (result.failures == 0, f"{result.failures} failures"),
+                # wrk stops counting at the deadline while the server finishes what is in
+                # flight: up to one create per connection lands without its 201 being counted.
+                "every create left one row and one history entry": (
+                    rows == entries and created <= rows <= created + args.connections,
+                    f"{created:,} counted 201s, {rows:,} rows, {entries:,} history entries",
+                ),
+                "both workers served the load": (len(workers) == args.workers, str(dict(workers))),
+                "login throttle shared by the workers": check_throttle(url, log),
+                "logout revokes the token on every worker": check_revocation(url, log),
+            }
+    asyncio.run(reset(DATASET))
+    failed = False
+    for name, (ok, detail) in checks.items():
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+        failed |= not ok
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
