@@ -4,10 +4,10 @@
         __tablename__ = "shop_product"
         id: Mapped[int] = mapped_column(primary_key=True)
 
-`Database` owns one async engine per app. Generated endpoints read through an
-autocommit connection (no BEGIN/COMMIT round trips) and write inside one
-transaction; `SessionDep` gives custom endpoints an ORM session that commits when
-the endpoint returns and rolls back when it raises.
+`Database` owns one async engine per app. Generated endpoints read through a
+`Reader` (no BEGIN/COMMIT round trips; on PostgreSQL straight on asyncpg) and
+write inside one transaction; `SessionDep` gives custom endpoints an ORM session
+that commits when the endpoint returns and rolls back when it raises.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from sqlalchemy.pool import StaticPool
 
 from crudkit.conf import Settings
 from crudkit.exceptions import translate_db_error
+from crudkit.reader import Reader, StatementCache
 
 # Deterministic constraint names: SQLite and PostgreSQL get the same migrations, and
 # database errors can be traced back to the columns they name.
@@ -165,6 +166,9 @@ class Database:
         self.engine = engine or make_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
+        direct = settings.db_direct_reads and self.engine.dialect.driver == "asyncpg"
+        self.statements = StatementCache(self.engine.dialect) if direct else None
+        """Statements compiled for `reader()` to run on the driver; None: no direct reads."""
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -172,6 +176,14 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[Reader]:
+        """The statements of a read-only request, straight on asyncpg where possible."""
+        async with self.engine.connect() as conn:
+            if self.statements is None:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield Reader(conn, self.statements)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -12,12 +12,12 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty
 from starlette.requests import Request
 
 from crudkit.exceptions import Invalid
 from crudkit.queries import keys_of
+from crudkit.reader import Reader
 
 if TYPE_CHECKING:
     from crudkit.routers import ResourceEndpoints
@@ -48,9 +48,7 @@ class Expansion:
         self.local_field = _attribute_for(prop, local, remote=False)
         self.remote_field = _attribute_for(prop, remote, remote=True)
 
-    async def load(
-        self, conn: AsyncConnection, request: Request, rows: list[Row[Any]]
-    ) -> dict[Any, Any]:
+    async def load(self, reader: Reader, request: Request, rows: list[Row[Any]]) -> dict[Any, Any]:
         """Related items keyed by the value of our `local_field`: one query."""
         keys = keys_of(rows, self.local_field)
         target = self.target
@@ -60,7 +58,7 @@ class Expansion:
         stmt = target.queries.select(condition).where(self.remote_column.in_(keys))
         if self.many:
             stmt = stmt.order_by(target.resource.pk)
-        related = (await conn.execute(stmt)).all()
+        related = await reader.rows(stmt)
         if self.many:
             grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
             for row in related:

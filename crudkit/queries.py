@@ -30,6 +30,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
+from crudkit.reader import Reader
+
 if TYPE_CHECKING:
     from crudkit.resources import Resource
 
@@ -79,6 +81,7 @@ class ResourceQueries:
         infos = list(resource.columns.values())
         # Every column (for ETags and permission checks), labelled by attribute name.
         self.all_columns = [info.column.label(info.key) for info in infos]
+        self.all_keys = [info.key for info in infos]
         self.readable_keys = [info.key for info in resource.readable_columns()]
         self._comparable = [
             info for info in infos if not isinstance(info.column.type, _UNCOMPARABLE)
@@ -89,36 +92,49 @@ class ResourceQueries:
         self._get = self._select_all.where(by_pk)
         self._insert = insert(self.table).returning(*self.all_columns)
         self._update = update(self.table).where(by_pk).returning(*self.all_columns)
+        self._count = select(func.count()).select_from(self.table)
+        # Without write-only fields a row's values are the item's, in the same order.
+        self._readable: list[tuple[str, int]] | None = (
+            None
+            if self.readable_keys == self.all_keys
+            else [(key, self.all_keys.index(key)) for key in self.readable_keys]
+        )
 
     def select(self, condition: ColumnElement[bool] | None = None) -> Select[Any]:
         return self._select_all if condition is None else self._select_all.where(condition)
 
     def public(self, row: Row[Any]) -> dict[str, Any]:
         """The readable fields of a row, ready for JSON."""
-        mapping = row._mapping
-        return {key: mapping[key] for key in self.readable_keys}
+        if self._readable is None:
+            return dict(zip(self.all_keys, row, strict=True))
+        return {key: row[index] for key, index in self._readable}
 
     async def get(
-        self, conn: AsyncConnection, pk: Any, condition: ColumnElement[bool] | None
+        self, source: Reader | AsyncConnection, pk: Any, condition: ColumnElement[bool] | None
     ) -> Row[Any] | None:
         stmt = self._get if condition is None else self._get.where(condition)
-        row: Row[Any] | None = (await conn.execute(stmt, {_PK: pk})).first()
+        if isinstance(source, Reader):
+            return await source.first(stmt, {_PK: pk})
+        row: Row[Any] | None = (await source.execute(stmt, {_PK: pk})).first()
         return row
 
-    async def count(self, conn: AsyncConnection, stmt: Select[Any], mode: str) -> int | None:
+    async def count(self, reader: Reader, stmt: Select[Any], mode: str) -> int | None:
         if mode == "none":
             return None
-        if mode == "estimate" and conn.dialect.name == "postgresql":
-            estimate = await self._estimate(conn, stmt)
+        if mode == "estimate" and reader.connection.dialect.name == "postgresql":
+            estimate = await self._estimate(reader, stmt)
             if estimate is not None:
                 return estimate
-        counted = select(func.count()).select_from(stmt.order_by(None).subquery())
-        return int((await conn.execute(counted)).scalar_one())
+        # The rows of `stmt` are those of one table under its WHERE clause: counting them
+        # needs no subquery (cheaper to build, and its cache key cheaper to compute).
+        where = stmt.whereclause
+        counted = self._count if where is None else self._count.where(where)
+        return int(await reader.scalar(counted))
 
-    async def _estimate(self, conn: AsyncConnection, stmt: Select[Any]) -> int | None:
-        plan = await conn.execute(Explain(stmt.order_by(None)))
+    async def _estimate(self, reader: Reader, stmt: Select[Any]) -> int | None:
+        plan = await reader.scalar(Explain(stmt.order_by(None)))
         try:
-            return int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
+            return int(plan[0]["Plan"]["Plan Rows"])
         except (KeyError, IndexError, TypeError, ValueError):
             return None
 

@@ -12,16 +12,18 @@ through the policy's query filter (what the caller may not see is 404), and asks
 by the generated schemas; rows are serialised straight to JSON bytes.
 """
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 from pydantic_core import to_json
 from sqlalchemy import ColumnElement, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crudkit.apps import Apps
 from crudkit.authentication import UserLike, resolve_user
@@ -58,6 +60,27 @@ def json_response(content: Any, status_code: int = 200, **headers: str) -> Respo
     return Response(to_json(content), status_code, headers, media_type="application/json")
 
 
+class ResourceRoute(APIRoute):
+    """A generated endpoint: described to OpenAPI by FastAPI, served without it.
+
+    The endpoint takes the bare request and returns a response, so FastAPI's request
+    handler (dependency solving, exit stacks, response validation) would only add
+    cost. Errors propagate to the app's exception handlers, as from any route.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        super().__init__(path, endpoint, **options)
+        self.app = _serve(endpoint)
+
+
+def _serve(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
+
+
 class ResourceEndpoints:
     """The endpoints of one resource, and the request-level policy checks they share."""
 
@@ -76,6 +99,7 @@ class ResourceEndpoints:
         self.pk_key = resource.pk_info.key
         self._path_id = PathId(resource.pk_info)
         self._list_params = list_params_model(settings.page_size_default, settings.page_size_max)
+        self._item_path: str | None = None
 
     # Policy.
 
@@ -128,6 +152,8 @@ class ResourceEndpoints:
 
     def location(self, request: Request, row: Row[Any]) -> str:
         pk = row._mapping[self.pk_key]
+        if self._item_path is not None:  # what `url_path_for` answers, without the search
+            return f"{self._item_path}{pk}"
         path: str = request.app.url_path_for(self.route_name("retrieve"), id=str(pk))
         return path
 
@@ -260,8 +286,8 @@ class ResourceEndpoints:
         page = page.order_by(*order_by_clauses(self.resource.columns, order)).limit(limit + 1)
         if after is None and offset:
             page = page.offset(offset)
-        async with self.db(request).read() as conn:
-            rows = list((await conn.execute(page)).all())
+        async with self.db(request).reader() as reader:
+            rows = await reader.rows(page)
             more = len(rows) > limit
             rows = rows[:limit]
             total: int | None = None
@@ -269,8 +295,8 @@ class ResourceEndpoints:
                 if not more and (rows or not offset):
                     total = offset + len(rows)  # the page reached the end: no count needed
                 else:
-                    total = await self.queries.count(conn, base, self.resource.count)
-            loaded = [(e, await e.load(conn, request, rows)) for e in expansions]
+                    total = await self.queries.count(reader, base, self.resource.count)
+            loaded = [(e, await e.load(reader, request, rows)) for e in expansions]
         items = []
         for row in rows:
             item = self.queries.public(row)
@@ -288,12 +314,12 @@ class ResourceEndpoints:
         pk = self._path_id(request)
         self._reject_unknown_params(request, self.retrieve_params)
         expansions = parse_expand(parse_expand_only(request), self.expansions)
-        async with self.db(request).read() as conn:
-            row = await self.queries.get(conn, pk, scope)
+        async with self.db(request).reader() as reader:
+            row = await self.queries.get(reader, pk, scope)
             if row is None:
                 raise NotFound()
             self.check_object(request, Action.RETRIEVE, row)
-            loaded = [(e, await e.load(conn, request, [row])) for e in expansions]
+            loaded = [(e, await e.load(reader, request, [row])) for e in expansions]
         etag = row_etag(row)
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, etag):
@@ -384,6 +410,7 @@ class ResourceEndpoints:
         tags: list[str | Enum] = [resource.name_plural.capitalize()]
         base = prefix + resource.path_segment
         one = base + "/{id}"
+        self._item_path = base + "/"
         out = resource.out_schema
         docs = ResourceDocs(self)
         routes: list[tuple[str, Callable[..., Any], str, str, dict[str, Any]]] = [
@@ -419,6 +446,7 @@ class ResourceEndpoints:
             router.add_api_route(
                 path,
                 endpoint,
+                route_class_override=ResourceRoute,
                 methods=[method],
                 name=self.route_name(endpoint.__name__),
                 summary=summary,

@@ -273,8 +273,16 @@ def count_queries(app: FastAPI) -> Iterator[QueryLog]:
         if not statement.lstrip().upper().startswith(("PRAGMA", "BEGIN", "COMMIT", "ROLLBACK")):
             log.statements.append(statement)
 
+    def record_direct(statement: str) -> None:
+        log.statements.append(statement)
+
+    direct = database(app).statements  # reads run straight on the driver (PostgreSQL)
     event.listen(engine, "before_cursor_execute", record)
+    if direct is not None:
+        direct.listeners.append(record_direct)
     try:
         yield log
     finally:
         event.remove(engine, "before_cursor_execute", record)
+        if direct is not None:
+            direct.listeners.remove(record_direct)

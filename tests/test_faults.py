@@ -102,6 +102,30 @@ async def test_database_outage_is_503_then_recovers(
 
 
 @pytest.mark.postgres
+async def test_pooled_connections_cut_are_503_then_replaced(
+    proxied: tuple[crudkit.Settings, TCPProxy],
+) -> None:
+    # No health check first: the reads themselves meet the dead pooled connections,
+    # anonymous (straight on the driver) and authenticated (the caller, too).
+    settings, proxy = proxied
+    app = crudkit.create_app(settings)
+    async with client_for(app) as client:
+        user_id = await create_user(app, "carol")
+        headers = await auth_headers(app, user_id)
+        for caller in ({}, headers):  # the endpoint's read, then the caller's lookup
+            assert (await client.get("/api/v1/products", headers=caller)).status_code == 200
+            await proxy.cut()
+            await proxy.start()  # back at once: only the pooled connections are gone
+            answer = await client.get("/api/v1/products", headers=caller)
+            assert answer.status_code == 503, answer.text
+            assert "database" in answer.json()["detail"]
+            # The failure invalidated the pool: the next request gets a new connection.
+            assert (await client.get("/api/v1/products", headers=caller)).status_code == 200
+            assert (await client.get("/api/v1/products/1", headers=caller)).status_code == 404
+    await app.state.db.dispose()
+
+
+@pytest.mark.postgres
 async def test_unresponsive_database_is_503_within_the_timeouts(
     proxied: tuple[crudkit.Settings, TCPProxy],
 ) -> None:

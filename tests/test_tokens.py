@@ -141,3 +141,17 @@ def test_codec_pins_the_algorithm() -> None:
     assert set(codec.decode(issued.token, "access")) == {"sub", "type", "jti", "iat", "exp", "ver"}
     with pytest.raises(NotAuthenticated):
         codec.decode(issued.token, "refresh")
+
+
+def test_a_verified_access_token_is_refused_once_expired() -> None:
+    codec = TokenCodec(TEST_SECRET, access_ttl=1)
+    token = codec.issue(7, "access", 0).token
+    assert codec.decode(token, "access")["sub"] == "7"
+    assert codec.decode(token, "access")["sub"] == "7"  # kept, not verified again
+    with pytest.raises(NotAuthenticated):
+        codec.decode(token, "refresh")  # the type is still checked
+    with pytest.raises(NotAuthenticated):
+        codec.decode(token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "access")
+    time.sleep(2.05)  # past `exp`, whatever fraction of a second it was issued at
+    with pytest.raises(NotAuthenticated):
+        codec.decode(token, "access")

@@ -38,6 +38,8 @@ SECRET_NAME = re.compile(r"password|passwd|passphrase|secret", re.IGNORECASE)
 REPR_LENGTH = 200
 
 log_entries = table_of(LogEntry)
+_INSERT_ENTRY = insert(log_entries)
+"""Built once; each write passes its values as parameters (no statement building)."""
 
 
 def jsonable(value: Any) -> Any:
@@ -110,17 +112,18 @@ async def record(conn: AsyncConnection, event: WriteEvent) -> None:
     values = event.after if event.after is not None else event.before or {}
     user = event.user
     await conn.execute(
-        insert(log_entries).values(
-            action_time=utcnow(),
-            user_id=_actor_id(event),
-            username=user.username if user is not None and user.is_authenticated else "",
-            channel=event.channel,
-            request_id=event.request_id,
-            app_label=resource.app_label,
-            model=resource.model_name,
-            object_id=str(event.object_id)[:255],
-            action=event.action.value,
-            object_repr=object_repr(resource, values, event.object_id),
-            changes=recorded_changes(event),
-        )
+        _INSERT_ENTRY,
+        {
+            "action_time": utcnow(),
+            "user_id": _actor_id(event),
+            "username": user.username if user is not None and user.is_authenticated else "",
+            "channel": event.channel,
+            "request_id": event.request_id,
+            "app_label": resource.app_label,
+            "model": resource.model_name,
+            "object_id": str(event.object_id)[:255],
+            "action": event.action.value,
+            "object_repr": object_repr(resource, values, event.object_id),
+            "changes": recorded_changes(event),
+        },
     )

@@ -66,8 +66,8 @@ class JWTAuthentication:
         except (TypeError, ValueError):
             raise NotAuthenticated("Invalid or expired token.") from None
         db: Database = request.app.state.db
-        async with db.read() as conn:
-            user = await load_user(conn, user_id=user_id)
+        async with db.reader() as reader:
+            user = await load_user(reader, user_id=user_id)
         if user is None or not user.is_active or user.token_version != claims["ver"]:
             raise NotAuthenticated("Invalid or expired token.")
         return user

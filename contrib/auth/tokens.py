@@ -23,6 +23,8 @@ from crudkit.exceptions import ImproperlyConfigured, NotAuthenticated
 ALGORITHM = "HS256"
 MIN_KEY_BYTES = 32
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "type", "jti"]
+VERIFIED_TOKENS = 4096
+"""Access tokens whose verified claims are kept per worker (see `TokenCodec.decode`)."""
 
 TokenType = Literal["access", "refresh"]
 
@@ -60,6 +62,7 @@ class TokenCodec:
         self._keys = {key_id(key): key for key in keys}
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(
         self, user_id: Any, token_type: TokenType, version: int, **claims: Any
@@ -82,7 +85,27 @@ class TokenCodec:
         return IssuedToken(token, jti, now + ttl)
 
     def decode(self, token: str, expected_type: TokenType) -> dict[str, Any]:
-        """The claims of a valid token of `expected_type`; `NotAuthenticated` otherwise."""
+        """The claims of a valid token of `expected_type`; `NotAuthenticated` otherwise.
+
+        An access token is sent with every request of its client: once verified, its
+        claims are kept (by the exact token text) until it expires, so the next
+        requests skip the signature check. Revocation does not depend on this: the
+        caller's token version is compared with the database on every request.
+        """
+        if expected_type == "access":
+            claims = self._verified.get(token)
+            if claims is not None:
+                if claims["exp"] > time.time():
+                    return claims
+                del self._verified[token]
+        claims = self._decode(token, expected_type)
+        if expected_type == "access":
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = claims
+        return claims
+
+    def _decode(self, token: str, expected_type: TokenType) -> dict[str, Any]:
         invalid = NotAuthenticated("Invalid or expired token.")
         try:
             header = jwt.get_unverified_header(token)

@@ -21,6 +21,7 @@ from crudkit.contrib.auth.models import (
     user_permissions,
 )
 from crudkit.db import table_of
+from crudkit.reader import Reader
 
 user_table = table_of(User)
 
@@ -121,16 +122,23 @@ def _from_row(row: Row[Any], permissions: frozenset[str]) -> AuthUser:
 
 
 async def load_user(
-    conn: AsyncConnection, *, user_id: int | None = None, username: str | None = None
+    source: Reader | AsyncConnection,
+    *,
+    user_id: int | None = None,
+    username: str | None = None,
 ) -> AuthUser | None:
     """The user by id or username, with permissions (none loaded for superusers: not needed)."""
     if username is not None and "\x00" in username:
         return None  # no username holds NUL, and PostgreSQL refuses it in a query
+    params: dict[str, Any]
     if user_id is not None:
-        result = await conn.execute(BY_ID, {"user_id": user_id})
+        stmt, params = BY_ID, {"user_id": user_id}
     else:
-        result = await conn.execute(BY_USERNAME, {"username": username})
-    row = result.first()
+        stmt, params = BY_USERNAME, {"username": username}
+    if isinstance(source, Reader):
+        row = await source.first(stmt, params)
+    else:
+        row = (await source.execute(stmt, params)).first()
     if row is None:
         return None
     granted = row._mapping["granted"]

@@ -1,0 +1,186 @@
+"""`Reader`: the statements of a read-only request, on PostgreSQL straight through asyncpg.
+
+    async with db.reader() as reader:
+        row = await reader.first(stmt, {"crudkit_pk": 3})
+        total = await reader.scalar(count_stmt)
+
+SQLAlchemy's asyncio adapter costs most of a cheap request's CPU: per statement a
+greenlet switch, the compiled-cache lookup, the DBAPI cursor emulation and the
+result machinery. On the asyncpg dialect a `Reader` compiles each statement shape
+once (`Compiled`), runs the SQL text on the driver connection and builds the same
+`Row`s with the result processors SQLAlchemy would apply to each column: a
+response does not depend on the path its rows took.
+
+The connection is still checked out of the engine's pool, so pool size, timeouts,
+idle pings and disconnect handling stay those of the engine. A driver error goes
+through SQLAlchemy's own error handling: it is raised as the same `DBAPIError`,
+and a lost connection invalidates the pool just as on the slow path. Statements
+that SQLAlchemy must finish at execution time (an expanding `IN`, a statement
+without a cache key), and every other dialect (SQLite), run on the
+`AsyncConnection` in autocommit, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Dialect, Row
+from sqlalchemy.engine.result import SimpleResultMetaData
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
+
+
+class Compiled:
+    """One statement shape compiled for asyncpg: SQL text, parameter order, processors."""
+
+    def __init__(self, compiled: SQLCompiler) -> None:
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.names = list(compiled.positiontup or ())
+        self.bind_processors: Mapping[str, Any] = compiled._bind_processors
+        # An expanding IN, or a value rendered into the SQL, changes the text per execution.
+        self.expands = bool(compiled.literal_execute_params or compiled.post_compile_params)
+        columns = compiled._result_columns
+        self.types = [column.type for column in columns]
+        self.metadata = SimpleResultMetaData([column.keyname for column in columns])
+        self.processors: list[Any] | None = None
+        """Per column, known once the driver has described the result's types."""
+
+    def statement(self, params: Mapping[str, Any] | None, extracted: Any) -> tuple[str, list[Any]]:
+        """The SQL and positional arguments of one execution (the values bound in the
+        statement itself come from its cache key, as SQLAlchemy does)."""
+        values: Mapping[str, Any] = self.compiled.construct_params(
+            params, extracted_parameters=extracted, escape_names=False
+        )
+        sql, processors = self.sql, self.bind_processors
+        names: Sequence[str] = self.names
+        if self.expands:
+            expanded = self.compiled._process_parameters_for_postcompile(dict(values))
+            sql, values = expanded.statement, expanded.parameters
+            names = expanded.positiontup or ()
+            processors = {**processors, **expanded.processors}
+        arguments = []
+        for name in names:
+            process = processors.get(name)
+            arguments.append(values[name] if process is None else process(values[name]))
+        return sql, arguments
+
+    def describe(self, dialect: Dialect, type_oids: list[int]) -> None:
+        """Pick each column's result processor, as SQLAlchemy does, by the driver's type."""
+        if len(type_oids) != len(self.types):
+            raise ValueError("the result does not have the compiled columns")
+        processors = [
+            type_._cached_result_processor(dialect, oid)
+            for type_, oid in zip(self.types, type_oids, strict=True)
+        ]
+        self.processors = processors if any(processors) else []
+
+
+class StatementCache:
+    """Compiled statement shapes of one engine, keyed like SQLAlchemy's compiled cache."""
+
+    def __init__(self, dialect: Dialect, size: int = 500) -> None:
+        self.dialect = dialect
+        self.size = size
+        self._compiled: dict[Any, Compiled | None] = {}
+        self.listeners: list[Callable[[str], object]] = []
+        """Called with the SQL of each statement run on the driver (`count_queries`)."""
+
+    def get(self, stmt: Executable, cache_key: Any) -> Compiled | None:
+        """The compiled shape of `stmt`; None when it must run through SQLAlchemy."""
+        try:
+            return self._compiled[cache_key.key]
+        except KeyError:
+            pass
+        compiled = self._compile(stmt, cache_key)
+        if len(self._compiled) >= self.size:
+            self._compiled.clear()  # shapes come from a bounded set of options
+        self._compiled[cache_key.key] = compiled
+        return compiled
+
+    def _compile(self, stmt: Executable, cache_key: Any) -> Compiled | None:
+        compile_for: Any = stmt._compiler  # type: ignore[attr-defined]
+        compiled = compile_for(self.dialect, cache_key=cache_key, column_keys=[])
+        if not isinstance(compiled, SQLCompiler) or not compiled.positional:
+            return None
+        return Compiled(compiled)
+
+
+class Reader:
+    """Runs the read statements of one request on one pooled connection."""
+
+    def __init__(self, conn: AsyncConnection, cache: StatementCache | None) -> None:
+        self.connection = conn
+        """The SQLAlchemy connection, for anything beyond plain reads."""
+        self._cache = cache
+        self._driver: Any = None
+        self._autocommit = cache is None
+
+    async def rows(
+        self, stmt: Executable, params: Mapping[str, Any] | None = None
+    ) -> list[Row[Any]]:
+        compiled, cache_key = self._direct(stmt)
+        if compiled is None:
+            return await self._through_sqlalchemy(stmt, params)
+        sql, arguments = compiled.statement(params, cache_key.bindparams)
+        if self._driver is None:
+            raw = await self.connection.get_raw_connection()
+            self._driver = raw.driver_connection
+        for listener in self._cache.listeners:  # type: ignore[union-attr]
+            listener(sql)
+        try:
+            if compiled.processors is None:
+                prepared = await self._driver.prepare(sql)
+                compiled.describe(
+                    self.connection.dialect,
+                    [attribute.type.oid for attribute in prepared.get_attributes()],
+                )
+                records = await prepared.fetch(*arguments)
+            else:
+                records = await self._driver.fetch(sql, *arguments)
+        except Exception as error:
+            await greenlet_spawn(self._raise, error, sql, arguments)
+            raise  # pragma: no cover - `_raise` always raises
+        metadata, processors = compiled.metadata, compiled.processors or None
+        key_to_index = metadata._key_to_index
+        return [Row(metadata, processors, key_to_index, record) for record in records]
+
+    async def first(
+        self, stmt: Executable, params: Mapping[str, Any] | None = None
+    ) -> Row[Any] | None:
+        rows = await self.rows(stmt, params)
+        return rows[0] if rows else None
+
+    async def scalar(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        rows = await self.rows(stmt, params)
+        return rows[0][0] if rows else None
+
+    def _direct(self, stmt: Executable) -> tuple[Compiled | None, Any]:
+        if self._cache is None:
+            return None, None
+        cache_key = stmt._generate_cache_key()  # type: ignore[attr-defined]
+        if cache_key is None or (len(cache_key) > 2 and cache_key[2]):
+            return None, None
+        return self._cache.get(stmt, cache_key), cache_key
+
+    async def _through_sqlalchemy(
+        self, stmt: Executable, params: Mapping[str, Any] | None
+    ) -> list[Row[Any]]:
+        if not self._autocommit:
+            await self.connection.execution_options(isolation_level="AUTOCOMMIT")
+            self._autocommit = True
+        return list((await self.connection.execute(stmt, params)).all())
+
+    def _raise(self, error: Exception, sql: str, arguments: list[Any]) -> None:
+        """Raise `error` as SQLAlchemy would have (inside a greenlet, as it may invalidate
+        the connection): the driver's error as the DBAPI error, then as `DBAPIError`."""
+        sync_connection = self.connection.sync_connection
+        assert sync_connection is not None
+        dbapi_connection: Any = sync_connection.connection.dbapi_connection
+        try:
+            dbapi_connection._handle_exception(error)
+        except Exception as translated:
+            sync_connection._handle_dbapi_exception(translated, sql, tuple(arguments), None, None)
