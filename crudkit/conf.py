@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=4, ge=1)
     """argon2id lanes per hash."""
     db_pool_size: int = Field(default=10, gt=0)
-    """Connections kept per worker (PostgreSQL)."""
+    """Connections per worker (PostgreSQL), and as many again under bursts: opened when
+    needed, then kept."""
     db_pool_timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for a pooled connection before answering 503."""
     db_direct_reads: bool = True

@@ -145,8 +145,12 @@ def make_engine(settings: Settings) -> AsyncEngine:
             options["poolclass"] = StaticPool
     else:
         options.update(
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size,
+            # Up to twice `db_pool_size` under a burst, as with an overflow of the same
+            # size, but kept once opened: an overflow connection is closed on return and
+            # reopened at the next burst, and opening one (TLS, startup, type setup)
+            # costs more CPU than hundreds of requests. Connections open only on demand.
+            pool_size=2 * settings.db_pool_size,
+            max_overflow=0,
             pool_timeout=settings.db_pool_timeout,
             connect_args={"timeout": settings.db_pool_timeout},
         )

@@ -127,8 +127,7 @@ class Reader:
             return await self._through_sqlalchemy(stmt, params)
         sql, arguments = compiled.statement(params, cache_key.bindparams)
         if self._driver is None:
-            raw = await self.connection.get_raw_connection()
-            self._driver = raw.driver_connection
+            self._driver = await self._driver_connection()
         for listener in self._cache.listeners:  # type: ignore[union-attr]
             listener(sql)
         try:
@@ -157,6 +156,13 @@ class Reader:
     async def scalar(self, stmt: Executable, params: Mapping[str, Any] | None = None) -> Any:
         rows = await self.rows(stmt, params)
         return rows[0][0] if rows else None
+
+    async def _driver_connection(self) -> Any:
+        sync_connection = self.connection.sync_connection
+        if sync_connection is not None and not sync_connection.invalidated:
+            # Checked out and valid: reading the pooled connection does no I/O.
+            return sync_connection.connection.driver_connection
+        return (await self.connection.get_raw_connection()).driver_connection
 
     def _direct(self, stmt: Executable) -> tuple[Compiled | None, Any]:
         if self._cache is None:
