@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ from benchmarks.config import (
     Dataset,
     app_env,
 )
+from benchmarks.noise import TICKS, process_ticks
 from benchmarks.seed import _manage, ensure_seeded, reset
 
 DATASET = Dataset("crudkit_scale", SMALL_ROWS)
@@ -114,8 +116,8 @@ async def prepare_users() -> list[tuple[str, int, int]]:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
-    """The example project as docs/deploy.md serves it; yields its base URL."""
+def gunicorn(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str, int]]:
+    """The example project as docs/deploy.md serves it; yields its base URL and master pid."""
     command = [
         PYTHON, "-m", "gunicorn", "crudkit.app:create_app()",
         "--worker-class", "uvicorn_worker.UvicornWorker",
@@ -141,7 +143,7 @@ def gunicorn(env: dict[str, str], workers: int, log: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not become ready in 30 s")
             time.sleep(0.3)
-        yield url
+        yield url, server.pid
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -156,9 +158,47 @@ def login(url: str, username: str) -> str:
     return token
 
 
+def children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def machine_busy_ticks() -> int:
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:8]]
+    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+
+
+@dataclass
+class CpuShare:
+    """Where the machine's CPU went during the run, in cores (the machine has two)."""
+
+    workers: float
+    postgres: float
+    wrk: float
+    other: float
+
+
 def run_wrk(
-    url: str, owners: list[tuple[str, int, int]], seconds: int, connections: int, threads: int
-) -> LoadResult:
+    url: str,
+    master: int,
+    owners: list[tuple[str, int, int]],
+    seconds: int,
+    connections: int,
+    threads: int,
+) -> tuple[LoadResult, CpuShare]:
     tokens = [(login(url, name), first, last) for name, first, last in owners]
     env = {
         **os.environ,
@@ -169,13 +209,27 @@ def run_wrk(
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
         "-s", str(LUA_SCRIPT), url,
     ]  # fmt: skip
+    workers, postgres = children(master), postgres_pids()
+    workers_ticks, postgres_ticks = process_ticks(workers), process_ticks(postgres)
+    busy_ticks, wrk_seconds = machine_busy_ticks(), _children_cpu_seconds()
+    started = time.monotonic()
     wrk = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    workers_cores = (process_ticks(workers) - workers_ticks) / TICKS / elapsed
+    postgres_cores = (process_ticks(postgres_pids()) - postgres_ticks) / TICKS / elapsed
+    wrk_cores = (_children_cpu_seconds() - wrk_seconds) / elapsed
+    busy_cores = (machine_busy_ticks() - busy_ticks) / TICKS / elapsed
+    share = CpuShare(
+        workers_cores,
+        postgres_cores,
+        wrk_cores,
+        other=max(busy_cores - workers_cores - postgres_cores - wrk_cores, 0.0),
+    )
     if wrk.returncode:
         raise RuntimeError(f"wrk failed ({wrk.returncode}): {wrk.stdout}{wrk.stderr}")
-    out = wrk.stdout
-    line = next(line for line in out.splitlines() if line.startswith("SCALE_JSON "))
+    line = next(line for line in wrk.stdout.splitlines() if line.startswith("SCALE_JSON "))
     data = json.loads(line.removeprefix("SCALE_JSON "))
-    return LoadResult(
+    result = LoadResult(
         requests=data["requests"],
         seconds=data["duration_us"] / 1e6,
         p50_ms=data["p50_us"] / 1000,
@@ -185,20 +239,37 @@ def run_wrk(
         statuses={int(status): count for status, count in data["statuses"].items()},
         socket_errors=data["socket_errors"],
     )
+    return result, share
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it is reaped
+    return usage.ru_utime + usage.ru_stime
 
 
 async def written_rows() -> tuple[int, int]:
-    """Products the run created, and the history entries of those creates."""
+    """Products the run created, and the history entries of those creates.
+
+    Read in one snapshot, once the counts stop moving: when wrk stops, the server
+    is still finishing the requests in flight.
+    """
     conn = await asyncpg.connect(DATASET.dsn())
     try:
-        rows = await conn.fetchval("SELECT count(*) FROM shop_product WHERE id > $1", DATASET.rows)
-        entries = await conn.fetchval(
-            "SELECT count(*) FROM crudkit_log_entry"
-            " WHERE app_label = 'shop' AND action = 'create' AND channel = 'api'"
-        )
+        previous = None
+        while True:
+            row = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM shop_product WHERE id > $1) AS rows,"
+                " (SELECT count(*) FROM crudkit_log_entry WHERE app_label = 'shop'"
+                "  AND action = 'create' AND channel = 'api') AS entries",
+                DATASET.rows,
+            )
+            counts = (int(row["rows"]), int(row["entries"]))
+            if counts == previous:
+                return counts
+            previous = counts
+            await asyncio.sleep(1)
     finally:
         await conn.close()
-    return int(rows), int(entries)
 
 
 def served_by(log: Path, request_ids: list[str]) -> Counter[int]:
@@ -262,7 +333,9 @@ def check_revocation(url: str, log: Path) -> tuple[bool, str]:
     )
 
 
-def report(result: LoadResult, workers: Counter[int], rows: int, entries: int) -> None:
+def report(
+    result: LoadResult, share: CpuShare, workers: Counter[int], rows: int, entries: int
+) -> None:
     print(f"requests     {result.requests:,} in {result.seconds:.1f} s = {result.rps:,.0f} req/s")
     print(
         f"latency      p50 {result.p50_ms:.1f} ms, p90 {result.p90_ms:.1f} ms, "
@@ -274,7 +347,16 @@ def report(result: LoadResult, workers: Counter[int], rows: int, entries: int) -
     print(f"statuses     {statuses}; socket errors: {result.socket_errors}")
     print(f"per worker   {', '.join(f'pid {pid}: {n:,}' for pid, n in sorted(workers.items()))}")
     print(
-        f"creates      {result.statuses.get(201, 0):,} answered 201, {rows:,} rows, "
+        f"CPU, cores   gunicorn workers {share.workers:.2f}, PostgreSQL {share.postgres:.2f}, "
+        f"wrk {share.wrk:.2f}, everything else {share.other:.2f} (of 2)"
+    )
+    per_request = 1e6 / result.rps
+    print(
+        f"CPU/request  workers {share.workers * per_request:,.0f} us, "
+        f"PostgreSQL {share.postgres * per_request:,.0f} us"
+    )
+    print(
+        f"creates      {result.statuses.get(201, 0):,} counted 201s, {rows:,} rows, "
         f"{entries:,} history entries"
     )
 
@@ -294,13 +376,15 @@ def main() -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE_PROJECT), str(ROOT)])
     with tempfile.TemporaryDirectory(prefix="crudkit-scale-") as tmp:
         log = Path(tmp) / "gunicorn.log"
-        with gunicorn(env, args.workers, log) as url:
+        with gunicorn(env, args.workers, log) as (url, master):
             print(
                 f"gunicorn, {args.workers} workers; wrk, {args.threads} threads, "
                 f"{args.connections} connections, {args.seconds} s ...",
                 flush=True,
             )
-            result = run_wrk(url, owners, args.seconds, args.connections, args.threads)
+            result, share = run_wrk(
+                url, master, owners, args.seconds, args.connections, args.threads
+            )
             rows, entries = asyncio.run(written_rows())
             created = result.statuses.get(201, 0)
             workers = Counter(
@@ -308,7 +392,7 @@ def main() -> None:
                 for line in log.read_text(errors="replace").splitlines()
                 if line.startswith('{"') and '"crudkit.access"' in line
             )
-            report(result, workers, rows, entries)
+            report(result, share, workers, rows, entries)
             checks = {
                 "no failed request": (result.failures == 0, f"{result.failures} failures"),
                 # wrk stops counting at the deadline while the server finishes what is in
