@@ -14,7 +14,8 @@ response does not depend on the path its rows took.
 The connection is still checked out of the engine's pool, so pool size, timeouts,
 idle pings and disconnect handling stay those of the engine. A driver error goes
 through SQLAlchemy's own error handling: it is raised as the same `DBAPIError`,
-and a lost connection invalidates the pool just as on the slow path. Statements
+and a lost connection invalidates the pool just as on the slow path. A connection
+found dead by a request's first read is replaced and the read run again, once. Statements
 that SQLAlchemy must finish at execution time (an expanding `IN`, a statement
 without a cache key), and every other dialect (SQLite), run on the
 `AsyncConnection` in autocommit, as before.
@@ -27,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Dialect, Row
 from sqlalchemy.engine.result import SimpleResultMetaData
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -118,6 +120,8 @@ class Reader:
         self._cache = cache
         self._driver: Any = None
         self._autocommit = cache is None
+        self._used = False
+        """A statement ran (or failed) on this connection: no more silent retries."""
 
     async def rows(
         self, stmt: Executable, params: Mapping[str, Any] | None = None
@@ -126,10 +130,29 @@ class Reader:
         if compiled is None:
             return await self._through_sqlalchemy(stmt, params)
         sql, arguments = compiled.statement(params, cache_key.bindparams)
-        if self._driver is None:
-            self._driver = await self._driver_connection()
         for listener in self._cache.listeners:  # type: ignore[union-attr]
             listener(sql)
+        try:
+            records = await self._fetch(compiled, sql, arguments)
+        except DBAPIError as error:
+            # A pooled connection that broke while it sat in the pool (the database
+            # restarted, say) fails its first statement. Nothing was read on it yet, and
+            # a read changes nothing: read again on a new connection, once, instead of
+            # answering 503 while the database is up. The failure invalidated the pool.
+            if self._used or not error.connection_invalidated:
+                raise
+            self._driver = None
+            records = await self._fetch(compiled, sql, arguments)
+        finally:
+            self._used = True
+        metadata, processors = compiled.metadata, compiled.processors or None
+        key_to_index = metadata._key_to_index
+        return [Row(metadata, processors, key_to_index, record) for record in records]
+
+    async def _fetch(self, compiled: Compiled, sql: str, arguments: list[Any]) -> list[Any]:
+        """The records of one statement on the driver; its errors as SQLAlchemy's."""
+        if self._driver is None:
+            self._driver = await self._driver_connection()
         try:
             if compiled.processors is None:
                 prepared = await self._driver.prepare(sql)
@@ -137,15 +160,13 @@ class Reader:
                     self.connection.dialect,
                     [attribute.type.oid for attribute in prepared.get_attributes()],
                 )
-                records = await prepared.fetch(*arguments)
+                records: list[Any] = await prepared.fetch(*arguments)
             else:
                 records = await self._driver.fetch(sql, *arguments)
         except Exception as error:
             await greenlet_spawn(self._raise, error, sql, arguments)
             raise  # pragma: no cover - `_raise` always raises
-        metadata, processors = compiled.metadata, compiled.processors or None
-        key_to_index = metadata._key_to_index
-        return [Row(metadata, processors, key_to_index, record) for record in records]
+        return records
 
     async def first(
         self, stmt: Executable, params: Mapping[str, Any] | None = None
@@ -175,6 +196,7 @@ class Reader:
     async def _through_sqlalchemy(
         self, stmt: Executable, params: Mapping[str, Any] | None
     ) -> list[Row[Any]]:
+        self._used = True
         if not self._autocommit:
             await self.connection.execution_options(isolation_level="AUTOCOMMIT")
             self._autocommit = True
