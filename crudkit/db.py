@@ -6,8 +6,9 @@
 
 `Database` owns one async engine per app. Generated endpoints read through a
 `Reader` (no BEGIN/COMMIT round trips; on PostgreSQL straight on asyncpg) and
-write inside one transaction; `SessionDep` gives custom endpoints an ORM session
-that commits when the endpoint returns and rolls back when it raises.
+write through a `Writer` (one transaction, the same direct path); `SessionDep`
+gives custom endpoints an ORM session that commits when the endpoint returns and
+rolls back when it raises.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sqlalchemy.pool import StaticPool
 
 from crudkit.conf import Settings
 from crudkit.exceptions import translate_db_error
-from crudkit.reader import Reader, StatementCache
+from crudkit.reader import Reader, StatementCache, Writer
 
 # Deterministic constraint names: SQLite and PostgreSQL get the same migrations, and
 # database errors can be traced back to the columns they name.
@@ -188,6 +189,15 @@ class Database:
             if self.statements is None:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield Reader(conn, self.statements)
+
+    @asynccontextmanager
+    async def writer(self) -> AsyncIterator[Writer]:
+        """The statements of one write, in one transaction: committed on exit, rolled
+        back on error; on PostgreSQL straight on asyncpg where possible."""
+        async with self.engine.connect() as conn, conn.begin():
+            writer = Writer(conn, self.statements)
+            with writer.current():
+                yield writer
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -10,6 +10,10 @@ the admin and the command line::
     class AuditConfig(crudkit.AppConfig):
         def ready(self) -> None:
             self.apps.on_write(audit)
+
+A hook may use `conn` as any `AsyncConnection`; `crudkit.reader.execute(conn, stmt,
+params)` runs a statement the way the API's own write does (on PostgreSQL straight
+on the driver, in the same transaction), which is cheaper for a hook on every write.
 """
 
 from __future__ import annotations

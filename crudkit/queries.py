@@ -30,7 +30,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 
-from crudkit.reader import Reader
+from crudkit.reader import Reader, Writer
 
 if TYPE_CHECKING:
     from crudkit.resources import Resource
@@ -138,12 +138,13 @@ class ResourceQueries:
         except (KeyError, IndexError, TypeError, ValueError):
             return None
 
-    async def insert(self, conn: AsyncConnection, values: Mapping[str, Any]) -> Row[Any]:
-        return (await conn.execute(self._insert, self._by_column(values))).one()
+    async def insert(self, writer: Writer, values: Mapping[str, Any]) -> Row[Any]:
+        (row,) = await writer.rows(self._insert, self._by_column(values))
+        return row
 
     async def update(
         self,
-        conn: AsyncConnection,
+        writer: Writer,
         current: Row[Any],
         values: Mapping[str, Any],
         *,
@@ -157,14 +158,13 @@ class ResourceQueries:
         stmt = self._update
         if if_unchanged:
             stmt = stmt.where(self._unchanged(current))
-        return (await conn.execute(stmt, params)).first()
+        return await writer.first(stmt, params)
 
     async def delete(
-        self, conn: AsyncConnection, current: Row[Any], *, if_unchanged: bool = False
+        self, writer: Writer, current: Row[Any], *, if_unchanged: bool = False
     ) -> bool:
         stmt = delete(self.table).where(self._identity(current, if_unchanged))
-        result = await conn.execute(stmt)
-        return bool(result.rowcount)
+        return bool(await writer.rows(stmt.returning(self.pk)))
 
     def _identity(self, current: Row[Any], if_unchanged: bool) -> ColumnElement[bool]:
         pk_matches: ColumnElement[bool] = self.pk == current._mapping[self.resource.pk_info.key]

@@ -1,8 +1,11 @@
-"""`Reader`: the statements of a read-only request, on PostgreSQL straight through asyncpg.
+"""`Reader` and `Writer`: a request's statements, on PostgreSQL straight through asyncpg.
 
     async with db.reader() as reader:
         row = await reader.first(stmt, {"crudkit_pk": 3})
         total = await reader.scalar(count_stmt)
+
+    async with db.writer() as writer:        # one transaction: COMMIT on exit
+        row = await writer.first(insert_stmt, values)
 
 SQLAlchemy's asyncio adapter costs most of a cheap request's CPU: per statement a
 greenlet switch, the compiled-cache lookup, the DBAPI cursor emulation and the
@@ -19,11 +22,19 @@ found dead by a request's first read is replaced and the read run again, once. S
 that SQLAlchemy must finish at execution time (an expanding `IN`, a statement
 without a cache key), and every other dialect (SQLite), run on the
 `AsyncConnection` in autocommit, as before.
+
+A `Writer` runs its statements the same way inside the transaction SQLAlchemy
+owns: it opens it on the connection's adapter (so statements other code runs on
+`Writer.connection`, such as write hooks, join the same transaction) and SQLAlchemy
+commits or rolls it back. Column defaults computed in Python (`default=`,
+`onupdate=`) are filled in as SQLAlchemy's execution context would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Dialect, Row
@@ -45,6 +56,14 @@ class Compiled:
         self.bind_processors: Mapping[str, Any] = compiled._bind_processors
         # An expanding IN, or a value rendered into the SQL, changes the text per execution.
         self.expands = bool(compiled.literal_execute_params or compiled.post_compile_params)
+        # Python-side defaults of an INSERT/UPDATE: (parameter name, default), computed
+        # per execution. Sequences and SQL expressions are SQLAlchemy's to run.
+        self.defaults: list[tuple[str, Any]] = []
+        prefetch = [(column, column.default) for column in compiled.insert_prefetch]
+        prefetch += [(column, column.onupdate) for column in compiled.update_prefetch]
+        if prefetch:
+            name_of = compiled._within_exec_param_key_getter
+            self.defaults = [(name_of(column), default) for column, default in prefetch]
         columns = compiled._result_columns
         self.types = [column.type for column in columns]
         self.metadata = SimpleResultMetaData([column.keyname for column in columns])
@@ -54,6 +73,8 @@ class Compiled:
     def statement(self, params: Mapping[str, Any] | None, extracted: Any) -> tuple[str, list[Any]]:
         """The SQL and positional arguments of one execution (the values bound in the
         statement itself come from its cache key, as SQLAlchemy does)."""
+        if self.defaults:
+            params = _with_defaults(params or {}, self.defaults)
         values: Mapping[str, Any] = self.compiled.construct_params(
             params, extracted_parameters=extracted, escape_names=False
         )
@@ -81,6 +102,26 @@ class Compiled:
         self.processors = processors if any(processors) else []
 
 
+def _with_defaults(params: Mapping[str, Any], defaults: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`params` with the Python-side column defaults the statement needs, as SQLAlchemy's
+    execution context computes them (a callable default may read the other values)."""
+    filled = dict(params)
+    context = _DefaultContext(filled)
+    for name, default in defaults:
+        filled[name] = default.arg(context) if default.is_callable else default.arg
+    return filled
+
+
+class _DefaultContext:
+    """What a context-sensitive default is handed: the statement's parameters."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.current_parameters = params
+
+    def get_current_parameters(self, isolate_multiinsert_groups: bool = True) -> dict[str, Any]:
+        return self.current_parameters
+
+
 class StatementCache:
     """Compiled statement shapes of one engine, keyed like SQLAlchemy's compiled cache."""
 
@@ -91,23 +132,34 @@ class StatementCache:
         self.listeners: list[Callable[[str], object]] = []
         """Called with the SQL of each statement run on the driver (`count_queries`)."""
 
-    def get(self, stmt: Executable, cache_key: Any) -> Compiled | None:
-        """The compiled shape of `stmt`; None when it must run through SQLAlchemy."""
+    def get(
+        self, stmt: Executable, cache_key: Any, params: Mapping[str, Any] | None = None
+    ) -> Compiled | None:
+        """The compiled shape of `stmt`; None when it must run through SQLAlchemy.
+
+        An INSERT or UPDATE compiles differently for each set of values given (the
+        columns it sets), as in SQLAlchemy's own cache.
+        """
+        keys = tuple(sorted(params)) if params and stmt.is_dml else ()
         try:
-            return self._compiled[cache_key.key]
+            return self._compiled[cache_key.key, keys]
         except KeyError:
             pass
-        compiled = self._compile(stmt, cache_key)
+        compiled = self._compile(stmt, cache_key, keys)
         if len(self._compiled) >= self.size:
             self._compiled.clear()  # shapes come from a bounded set of options
-        self._compiled[cache_key.key] = compiled
+        self._compiled[cache_key.key, keys] = compiled
         return compiled
 
-    def _compile(self, stmt: Executable, cache_key: Any) -> Compiled | None:
+    def _compile(self, stmt: Executable, cache_key: Any, keys: tuple[str, ...]) -> Compiled | None:
         compile_for: Any = stmt._compiler  # type: ignore[attr-defined]
-        compiled = compile_for(self.dialect, cache_key=cache_key, column_keys=[])
+        compiled = compile_for(self.dialect, cache_key=cache_key, column_keys=list(keys))
         if not isinstance(compiled, SQLCompiler) or not compiled.positional:
             return None
+        prefetch: list[Any] = [column.default for column in compiled.insert_prefetch]
+        prefetch += [column.onupdate for column in compiled.update_prefetch]
+        if any(not (default.is_scalar or default.is_callable) for default in prefetch):
+            return None  # a sequence or SQL expression SQLAlchemy fires itself
         return Compiled(compiled)
 
 
@@ -126,7 +178,7 @@ class Reader:
     async def rows(
         self, stmt: Executable, params: Mapping[str, Any] | None = None
     ) -> list[Row[Any]]:
-        compiled, cache_key = self._direct(stmt)
+        compiled, cache_key = self._direct(stmt, params)
         if compiled is None:
             return await self._through_sqlalchemy(stmt, params)
         sql, arguments = compiled.statement(params, cache_key.bindparams)
@@ -185,13 +237,15 @@ class Reader:
             return sync_connection.connection.driver_connection
         return (await self.connection.get_raw_connection()).driver_connection
 
-    def _direct(self, stmt: Executable) -> tuple[Compiled | None, Any]:
+    def _direct(
+        self, stmt: Executable, params: Mapping[str, Any] | None
+    ) -> tuple[Compiled | None, Any]:
         if self._cache is None:
             return None, None
         cache_key = stmt._generate_cache_key()  # type: ignore[attr-defined]
         if cache_key is None or (len(cache_key) > 2 and cache_key[2]):
             return None, None
-        return self._cache.get(stmt, cache_key), cache_key
+        return self._cache.get(stmt, cache_key, params), cache_key
 
     async def _through_sqlalchemy(
         self, stmt: Executable, params: Mapping[str, Any] | None
@@ -200,7 +254,8 @@ class Reader:
         if not self._autocommit:
             await self.connection.execution_options(isolation_level="AUTOCOMMIT")
             self._autocommit = True
-        return list((await self.connection.execute(stmt, params)).all())
+        result = await self.connection.execute(stmt, params)
+        return list(result.all()) if result.returns_rows else []
 
     def _raise(self, error: Exception, sql: str, arguments: list[Any]) -> None:
         """Raise `error` as SQLAlchemy would have (inside a greenlet, as it may invalidate
@@ -212,3 +267,57 @@ class Reader:
             dbapi_connection._handle_exception(error)
         except Exception as translated:
             sync_connection._handle_dbapi_exception(translated, sql, tuple(arguments), None, None)
+
+
+class Writer(Reader):
+    """Runs the statements of one write transaction on one pooled connection.
+
+    The transaction is SQLAlchemy's (`Database.writer()` begins it and commits or
+    rolls it back); the first statement sent to the driver opens it on the adapter.
+    """
+
+    def __init__(self, conn: AsyncConnection, cache: StatementCache | None) -> None:
+        super().__init__(conn, cache)
+        self._autocommit = True  # never switched: the statements belong to the transaction
+        self._used = True  # a write is never silently run again
+
+    async def _driver_connection(self) -> Any:
+        driver = await super()._driver_connection()
+        if not driver.is_in_transaction():
+            # The adapter's own BEGIN: SQLAlchemy then ends the transaction, and what
+            # runs through `self.connection` (write hooks) joins it.
+            sync_connection = self.connection.sync_connection
+            assert sync_connection is not None
+            adapter: Any = sync_connection.connection.dbapi_connection
+            try:
+                await adapter._start_transaction()
+            except Exception as error:
+                await greenlet_spawn(self._raise, error, "BEGIN", [])
+        return driver
+
+    @contextmanager
+    def current(self) -> Iterator[Writer]:
+        """Make this the writer `execute()` finds for its connection."""
+        token = _current_writer.set(self)
+        try:
+            yield self
+        finally:
+            _current_writer.reset(token)
+
+
+_current_writer: ContextVar[Writer | None] = ContextVar("crudkit_writer", default=None)
+
+
+async def execute(
+    conn: AsyncConnection, stmt: Executable, params: Mapping[str, Any] | None = None
+) -> list[Row[Any]]:
+    """Run `stmt` on `conn` and return its rows (none for a statement without RETURNING).
+
+    For code handed a connection inside a write (write hooks): when `conn` is the
+    current `Writer`'s, the statement runs on the driver like the write itself.
+    """
+    writer = _current_writer.get()
+    if writer is not None and writer.connection is conn:
+        return await writer.rows(stmt, params)
+    result = await conn.execute(stmt, params)
+    return list(result.all()) if result.returns_rows else []

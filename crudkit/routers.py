@@ -339,9 +339,9 @@ class ResourceEndpoints:
             values[resource.owner_field] = request.scope["user"].id
         values = await resource.before_create(request, values)
         try:
-            async with self.db(request).transaction() as conn:
-                row = await self.queries.insert(conn, values)
-                await self.notify(request, conn, Action.CREATE, None, row)
+            async with self.db(request).writer() as writer:
+                row = await self.queries.insert(writer, values)
+                await self.notify(request, writer.connection, Action.CREATE, None, row)
         except DBAPIError as exc:
             raise await self.write_error(request, exc, values) from exc
         return json_response(
@@ -358,8 +358,8 @@ class ResourceEndpoints:
         body = await parse_body(self.resource.update_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
         try:
-            async with self.db(request).transaction() as conn:
-                row = await self.queries.get(conn, pk, scope)
+            async with self.db(request).writer() as writer:
+                row = await self.queries.get(writer, pk, scope)
                 if row is None:
                     raise NotFound()
                 self.check_object(request, Action.UPDATE, row)
@@ -367,10 +367,12 @@ class ResourceEndpoints:
                 conditional = self.check_if_match(request, row)
                 values = await self.resource.before_update(request, row, values)
                 if values:
-                    updated = await self.queries.update(conn, row, values, if_unchanged=conditional)
+                    updated = await self.queries.update(
+                        writer, row, values, if_unchanged=conditional
+                    )
                     if updated is None:
                         raise PreconditionFailed() if conditional else NotFound()
-                    await self.notify(request, conn, Action.UPDATE, row, updated)
+                    await self.notify(request, writer.connection, Action.UPDATE, row, updated)
                     row = updated
         except DBAPIError as exc:
             raise await self.write_error(request, exc, values) from exc
@@ -381,16 +383,16 @@ class ResourceEndpoints:
         pk = self._path_id(request)
         self._reject_unknown_params(request, set())
         try:
-            async with self.db(request).transaction() as conn:
-                row = await self.queries.get(conn, pk, scope)
+            async with self.db(request).writer() as writer:
+                row = await self.queries.get(writer, pk, scope)
                 if row is None:
                     raise NotFound()
                 self.check_object(request, Action.DELETE, row)
                 conditional = self.check_if_match(request, row)
                 await self.resource.before_delete(request, row)
-                if not await self.queries.delete(conn, row, if_unchanged=conditional):
+                if not await self.queries.delete(writer, row, if_unchanged=conditional):
                     raise PreconditionFailed() if conditional else NotFound()
-                await self.notify(request, conn, Action.DELETE, row, None)
+                await self.notify(request, writer.connection, Action.DELETE, row, None)
         except DBAPIError as exc:
             error = translate_db_error(exc, self.resource.table)
             if isinstance(error, Invalid) and error.detail[0]["type"] == "foreign_key":

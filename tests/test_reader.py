@@ -8,7 +8,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from crudkit.db import table_of
 from crudkit.testing import database
@@ -117,3 +117,84 @@ async def test_not_modified_and_not_found(
     assert again.status_code == 304
     assert (await client.get("/api/v1/orders/1")).status_code == 401
     assert (await client.get("/api/v1/products/abc")).status_code == 422
+
+
+async def writes(client: httpx.AsyncClient, caller: Caller) -> list[object]:
+    """A run of writes, good and bad; each answer without the values a run makes new."""
+    answered: list[object] = []
+
+    def keep(response: httpx.Response) -> None:
+        body = response.json() if response.content else None
+        if isinstance(body, dict):
+            body = {k: v for k, v in body.items() if k not in {"id", "created_at", "updated_at"}}
+        answered.append((response.status_code, body))
+
+    created = await client.post(
+        "/api/v1/products",
+        json={"name": "desk ☃", "price": "12.50", "category_id": 1},
+        headers=caller.headers,
+    )
+    keep(created)
+    url = created.headers["location"]
+    etag = created.headers["etag"]
+    keep(await client.patch(url, json={"price": "13.00"}, headers=caller.headers))
+    stale = {**caller.headers, "If-Match": etag}
+    keep(await client.patch(url, json={"price": "14.00"}, headers=stale))
+    keep(
+        await client.post(
+            "/api/v1/products",
+            json={"name": "x", "price": "1", "category_id": 999},
+            headers=caller.headers,
+        )
+    )
+    keep(await client.patch(url, json={"category_id": 999}, headers=caller.headers))
+    keep(await client.post("/api/v1/categories", json={"name": "Lamps"}, headers=caller.headers))
+    keep(await client.patch(url, json={}, headers=caller.headers))
+    keep(await client.delete(url, headers=stale))
+    keep(await client.delete(url, headers=caller.headers))
+    keep(await client.delete(url, headers=caller.headers))
+    return answered
+
+
+async def test_direct_writes_answer_as_sqlalchemy_does(
+    app: FastAPI, client: httpx.AsyncClient, superuser: Caller
+) -> None:
+    await seed(app, superuser.id)
+    db = database(app)
+    direct = db.statements
+    assert direct is not None
+    ran: list[str] = []
+    direct.listeners.append(ran.append)
+    try:
+        fast = await writes(client, superuser)
+    finally:
+        direct.listeners.remove(ran.append)
+    assert any(sql.startswith("INSERT INTO shop_product") for sql in ran)
+    assert any(sql.startswith("INSERT INTO crudkit_log_entry") for sql in ran)  # the hook too
+    db.statements = None
+    try:
+        slow = await writes(client, superuser)
+    finally:
+        db.statements = direct
+    assert fast == slow
+    assert [status for status, _ in fast] == [201, 200, 412, 422, 422, 409, 200, 412, 204, 404]
+    async with db.read() as conn:
+        history = (
+            await conn.execute(
+                text(
+                    "SELECT action, changes FROM crudkit_log_entry "
+                    "WHERE model = 'product' ORDER BY id"
+                )
+            )
+        ).all()
+    assert [action for action, _ in history] == ["create", "update", "delete"] * 2
+    recorded = [
+        {
+            key: value
+            for key, value in changes.items()
+            if key not in {"id", "created_at", "updated_at"}
+        }
+        for _, changes in history
+    ]
+    assert recorded[:3] == recorded[3:]
+    assert recorded[1] == {"price": ["12.50", "13.00"]}

@@ -30,6 +30,7 @@ from crudkit.contrib.auth.models import User
 from crudkit.db import table_of
 from crudkit.events import WriteEvent
 from crudkit.permissions import Action
+from crudkit.reader import execute
 from crudkit.resources import Resource
 
 SECRET_NAME = re.compile(r"password|passwd|passphrase|secret", re.IGNORECASE)
@@ -111,7 +112,8 @@ async def record(conn: AsyncConnection, event: WriteEvent) -> None:
         return
     values = event.after if event.after is not None else event.before or {}
     user = event.user
-    await conn.execute(
+    await execute(
+        conn,
         _INSERT_ENTRY,
         {
             "action_time": utcnow(),

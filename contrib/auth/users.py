@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, func, not_, null, or_, select
+from sqlalchemy import Row, and_, bindparam, case, func, literal_column, not_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crudkit.contrib.auth.models import (
@@ -88,8 +88,11 @@ def _granted_codenames() -> Any:
         .where(user_groups.c.user_id == user_id)
         .correlate(user_table)
     )
+    # The separator as SQL text: a bound one would be rendered into the statement at
+    # every execution (`aggregate_strings` binds it as a literal-execute parameter).
+    separator: Any = literal_column(f"'{SEPARATOR}'")
     codenames = (
-        select(func.aggregate_strings(permission.c.codename, SEPARATOR))
+        select(func.aggregate_strings(permission.c.codename, separator))
         .where(or_(permission.c.id.in_(direct), permission.c.id.in_(via_groups)))
         .correlate(user_table)
         .scalar_subquery()
