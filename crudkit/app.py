@@ -14,25 +14,31 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.routing import Mount, Route
 
 from crudkit import health, metrics
 from crudkit.apps import Apps
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database
-from crudkit.exceptions import HTTPError, ServiceUnavailable, translate_db_error
+from crudkit.exceptions import (
+    HTTPError,
+    ImproperlyConfigured,
+    ServiceUnavailable,
+    translate_db_error,
+)
 from crudkit.logs import configure_logging
 from crudkit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from crudkit.openapi import install_openapi
 from crudkit.pagination import CursorCodec
 from crudkit.registry import Registry
-from crudkit.routers import ResourceEndpoints, link_expansions
+from crudkit.routers import ResourceEndpoints, ResourceRoute, link_expansions
 
 logger = logging.getLogger("crudkit")
 
@@ -92,6 +98,8 @@ def create_app(
         )
     if settings.metrics_enabled:
         metrics.install(app)
+    included = [("", health.router)] + [(settings.api_prefix, extra) for extra in apps.routers]
+    serve_resources_first(app, included)
     # Our own limit rather than FastAPI's `max_body_size`, whose 413 is plain text.
     app.add_middleware(BodySizeLimitMiddleware, max_size=settings.max_body_size)
     app.add_middleware(
@@ -115,6 +123,37 @@ def install_api(app: FastAPI, apps: Apps, settings: Settings) -> None:
     for resource_endpoints in endpoints.values():
         # Added to the app's own router: an included router builds every route twice.
         resource_endpoints.add_routes(app.router, settings.api_prefix)
+
+
+def serve_resources_first(app: FastAPI, included: list[tuple[str, APIRouter]]) -> None:
+    """Match the generated endpoints before every other route.
+
+    They are the hot paths, and the router tries routes in order: passing over an
+    included router costs FastAPI tens of microseconds per request. A resource path
+    that would then take a path served by another route is refused here, at start.
+    """
+    routes = app.router.routes
+    resource_routes = [route for route in routes if isinstance(route, ResourceRoute)]
+    others = [route for route in routes if not isinstance(route, ResourceRoute)]
+    paths = [
+        prefix + route.path
+        for prefix, router in included
+        for route in router.routes
+        if isinstance(route, Route | APIRoute)
+    ]
+    for route in others:
+        if isinstance(route, Mount):
+            paths += [route.path, route.path + "/"]
+        elif isinstance(route, Route | APIRoute):
+            paths.append(route.path)
+    for path in paths:
+        for route in resource_routes:
+            if route.path_regex.match(path):
+                raise ImproperlyConfigured(
+                    f"the resource path {route.path} also matches {path}, served by another "
+                    "route; give the resource another `path`"
+                )
+    routes[:] = [*resource_routes, *others]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -185,6 +186,17 @@ class Database:
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Reader]:
         """The statements of a read-only request, straight on asyncpg where possible."""
+        lease = self._lease()
+        if lease is not None:
+            conn = await lease.connection()
+            reader = Reader(conn, self.statements)
+            try:
+                yield reader
+            finally:
+                lease.autocommit = lease.autocommit or reader.autocommit
+                if conn.in_transaction():  # SQLAlchemy's autobegin, in autocommit: no I/O
+                    await conn.rollback()
+            return
         async with self.engine.connect() as conn:
             if self.statements is None:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -194,10 +206,44 @@ class Database:
     async def writer(self) -> AsyncIterator[Writer]:
         """The statements of one write, in one transaction: committed on exit, rolled
         back on error; on PostgreSQL straight on asyncpg where possible."""
-        async with self.engine.connect() as conn, conn.begin():
-            writer = Writer(conn, self.statements)
-            with writer.current():
+        lease = self._lease()
+        if lease is None:
+            async with self.engine.connect() as conn, conn.begin():
+                with Writer(conn, self.statements).current() as writer:
+                    yield writer
+            return
+        conn = await lease.connection()
+        if lease.autocommit:  # a read of this request needed it; a write must not have it
+            await conn.execution_options(isolation_level=conn.default_isolation_level)
+            lease.autocommit = False
+        async with conn.begin():
+            with Writer(conn, self.statements).current() as writer:
                 yield writer
+
+    @asynccontextmanager
+    async def request_connection(self) -> AsyncIterator[None]:
+        """Share one pooled connection among the `reader()`s and `writer()`s of the block.
+
+        A request's statements (the caller's lookup, then its read or write) then
+        cost one checkout from the pool instead of one each; the connection goes back
+        when the block ends. Only on the direct path, whose reads leave no transaction
+        open behind them.
+        """
+        if self.statements is None:
+            yield
+            return
+        lease = _Lease(self)
+        token = _current_lease.set(lease)
+        try:
+            yield
+        finally:
+            _current_lease.reset(token)
+            if lease.conn is not None:
+                await lease.conn.close()
+
+    def _lease(self) -> _Lease | None:
+        lease = _current_lease.get()
+        return lease if lease is not None and lease.db is self else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -229,6 +275,24 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _Lease:
+    """The connection `Database.request_connection()` shares, checked out on first use."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conn: AsyncConnection | None = None
+        self.autocommit = False
+        """A read switched the connection to autocommit."""
+
+    async def connection(self) -> AsyncConnection:
+        if self.conn is None:
+            self.conn = await self.db.engine.connect().start()
+        return self.conn
+
+
+_current_lease: ContextVar[_Lease | None] = ContextVar("crudkit_connection", default=None)
 
 
 def get_database(request: Request) -> Database:

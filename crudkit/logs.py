@@ -7,12 +7,13 @@ record, whoever logs it.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic_core import to_json
 
 request_id_var: ContextVar[str | None] = ContextVar("crudkit_request_id", default=None)
 
@@ -41,7 +42,7 @@ class JSONFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return to_json(entry, fallback=str).decode()
 
 
 def configure_logging(debug: bool) -> None:

@@ -220,6 +220,11 @@ class Reader:
             raise  # pragma: no cover - `_raise` always raises
         return records
 
+    @property
+    def autocommit(self) -> bool:
+        """Whether this reader switched (or found) its connection in autocommit."""
+        return self._autocommit
+
     async def first(
         self, stmt: Executable, params: Mapping[str, Any] | None = None
     ) -> Row[Any] | None:

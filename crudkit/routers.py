@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic_core import to_json
-from sqlalchemy import ColumnElement, Row
+from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -75,7 +75,12 @@ class ResourceRoute(APIRoute):
 
 def _serve(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        response = await endpoint(Request(scope, receive, send))
+        request = Request(scope, receive, send)
+        db: Database = request.app.state.db
+        # The caller's lookup and the endpoint's statements share one pooled
+        # connection, back in the pool before the response is sent.
+        async with db.request_connection():
+            response = await endpoint(request)
         await response(scope, receive, send)
 
     return app
@@ -100,6 +105,7 @@ class ResourceEndpoints:
         self._path_id = PathId(resource.pk_info)
         self._list_params = list_params_model(settings.page_size_default, settings.page_size_max)
         self._item_path: str | None = None
+        self._plain_pages: dict[tuple[tuple[str, bool], ...], Select[Any]] = {}
 
     # Policy.
 
@@ -244,6 +250,23 @@ class ResourceEndpoints:
                 ]
             )
 
+    def _plain_page(self, order: list[tuple[str, bool]]) -> Select[Any]:
+        """The page of a list without filters or scope, built once per ordering: the
+        statement and its cache key are then reused, with limit and offset bound."""
+        key = tuple(order)
+        page = self._plain_pages.get(key)
+        if page is None:
+            page = (
+                self.queries.select(None)
+                .order_by(*order_by_clauses(self.resource.columns, order))
+                .limit(bindparam("crudkit_limit", type_=Integer()))
+                .offset(bindparam("crudkit_offset", type_=Integer()))
+            )
+            if len(self._plain_pages) >= 64:
+                self._plain_pages.clear()  # orderings are few; a bound all the same
+            self._plain_pages[key] = page
+        return page
+
     @property
     def allowed_params(self) -> set[str]:
         """Query parameters of the list endpoint."""
@@ -278,16 +301,20 @@ class ResourceEndpoints:
         after = self.codec.decode(cursor, order, self.resource.columns) if cursor else None
 
         base = self.queries.select(scope).where(*conditions)
-        page = (
-            base
-            if after is None
-            else base.where(keyset_condition(self.resource.columns, order, after))
-        )
-        page = page.order_by(*order_by_clauses(self.resource.columns, order)).limit(limit + 1)
-        if after is None and offset:
-            page = page.offset(offset)
+        page_params = {"crudkit_limit": limit + 1, "crudkit_offset": offset}
+        if scope is None and not conditions and after is None:
+            page = self._plain_page(order)
+        else:
+            if after is not None:
+                base_page = base.where(keyset_condition(self.resource.columns, order, after))
+            else:
+                base_page = base
+            page = base_page.order_by(*order_by_clauses(self.resource.columns, order))
+            page = page.limit(bindparam("crudkit_limit", type_=Integer()))
+            if after is None and offset:
+                page = page.offset(bindparam("crudkit_offset", type_=Integer()))
         async with self.db(request).reader() as reader:
-            rows = await reader.rows(page)
+            rows = await reader.rows(page, page_params)
             more = len(rows) > limit
             rows = rows[:limit]
             total: int | None = None

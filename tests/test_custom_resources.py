@@ -3,6 +3,7 @@ without an owner, and custom permission objects."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -262,3 +263,24 @@ async def test_estimated_count(settings: crudkit.Settings, is_postgres: bool) ->
         assert gadgets["total"] is None
         assert gadgets["next_cursor"]
     await app.state.db.dispose()
+
+
+def test_resource_path_taking_another_route_fails_at_start(settings: crudkit.Settings) -> None:
+    # Generated endpoints are matched first: one that would answer for the auth
+    # routes is refused when the app is built, not found out in production.
+    registry = crudkit.Registry()
+
+    @registry.register(Note)
+    class NoteResource(crudkit.Resource):
+        path = "/auth"
+
+    taken = re.escape("/api/v1/auth/{id} also matches /api/v1/auth/token")
+    with pytest.raises(crudkit.ImproperlyConfigured, match=taken):
+        crudkit.create_app(settings, registry=registry)
+
+
+def test_generated_endpoints_are_matched_first(settings: crudkit.Settings) -> None:
+    app = crudkit.create_app(settings)
+    first = app.router.routes[0]
+    assert getattr(first, "path", "").startswith("/api/v1/")
+    assert app.url_path_for("token") == "/api/v1/auth/token"

@@ -8,9 +8,10 @@ from decimal import Decimal
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import insert, text
+from sqlalchemy import event, insert, select, text
 
 from crudkit.db import table_of
+from crudkit.reader import execute
 from crudkit.testing import database
 from shop.models import Category, Order, Product
 from tests.conftest import Caller
@@ -198,3 +199,53 @@ async def test_direct_writes_answer_as_sqlalchemy_does(
     ]
     assert recorded[:3] == recorded[3:]
     assert recorded[1] == {"price": ["12.50", "13.00"]}
+
+
+async def test_a_request_checks_out_one_connection(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller
+) -> None:
+    # The caller's lookup and the endpoint's statements share one pooled connection.
+    checkouts: list[object] = []
+    engine = database(app).engine.sync_engine
+
+    def count(*_: object) -> None:
+        checkouts.append(_)
+
+    event.listen(engine, "checkout", count)
+    try:
+        created = await client.post(
+            "/api/v1/products", json={"name": "lamp", "price": "3"}, headers=alice.headers
+        )
+        assert created.status_code == 201
+        assert len(checkouts) == 1
+        url = created.headers["location"]
+        for answer in (
+            await client.get(url, headers=alice.headers),
+            await client.patch(url, json={"price": "4"}, headers=alice.headers),
+            await client.get("/api/v1/products?expand=category", headers=alice.headers),
+            await client.delete(url, headers=alice.headers),
+        ):
+            assert answer.status_code < 300
+        assert len(checkouts) == 5
+    finally:
+        event.remove(engine, "checkout", count)
+
+
+async def test_a_write_after_an_autocommit_read_is_one_transaction(app: FastAPI) -> None:
+    db = database(app)
+    categories = table_of(Category)
+
+    class Undo(Exception):
+        pass
+
+    async with db.request_connection():
+        async with db.reader() as reader:
+            await reader._through_sqlalchemy(select(categories.c.id), None)
+            assert reader.autocommit
+        with pytest.raises(Undo):  # noqa: PT012 - the block is the transaction under test
+            async with db.writer() as writer:
+                await writer.rows(insert(categories).returning(categories.c.id), {"name": "a"})
+                await execute(writer.connection, insert(categories), {"name": "b"})
+                raise Undo
+    async with db.reader() as reader:
+        assert await reader.rows(select(categories.c.id)) == []

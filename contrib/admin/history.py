@@ -81,15 +81,16 @@ def object_repr(resource: Resource, values: Mapping[str, Any], object_id: Any) -
     an object holding them (as permission objects are handed rows). A `__str__`
     that needs more than the columns falls back to `Product #12`.
     """
-    fallback = f"{resource.name[:1].upper()}{resource.name[1:]} #{object_id}"
     method: Any = resource.model.__str__
-    if method is object.__str__:
-        return fallback[:REPR_LENGTH]
-    try:
-        text = str(method(SimpleNamespace(**values)))
-    except Exception:  # a project's __str__ may use anything (a relationship, say)
-        return fallback[:REPR_LENGTH]
-    return (text or fallback)[:REPR_LENGTH]
+    text = ""
+    if method is not object.__str__:
+        try:
+            text = str(method(SimpleNamespace(**values)))
+        except Exception:  # a project's __str__ may use anything (a relationship, say)
+            text = ""
+    if not text:
+        text = f"{resource.name[:1].upper()}{resource.name[1:]} #{object_id}"
+    return text[:REPR_LENGTH]
 
 
 def _actor_id(event: WriteEvent) -> Any:
