@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json
 from sqlalchemy import ColumnElement, and_, false, or_, tuple_
 
 from crudkit.exceptions import Invalid
@@ -47,14 +47,14 @@ class CursorCodec:
         self._key = hashlib.sha256(b"crudkit.cursor:" + secret_key.encode()).digest()
 
     def _sign(self, payload: bytes) -> str:
-        digest = hmac.new(self._key, payload, hashlib.sha256).digest()[:16]
+        digest = hmac.digest(self._key, payload, "sha256")[:16]
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def encode(self, ordering: Ordering, values: Sequence[Any]) -> str:
         spec = ",".join(("-" if desc else "") + field for field, desc in ordering)
-        payload = json.dumps([spec, to_jsonable_python(list(values))], separators=(",", ":"))
-        body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-        return f"{body}.{self._sign(payload.encode())}"
+        payload = to_json([spec, list(values)])
+        body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+        return f"{body}.{self._sign(payload)}"
 
     def decode(
         self, cursor: str, ordering: Ordering, columns: Mapping[str, ColumnInfo]

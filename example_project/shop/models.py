@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 import crudkit
@@ -30,7 +30,11 @@ class Category(crudkit.Model):
 
 class Product(crudkit.Model):
     __tablename__ = "shop_product"
-    __table_args__ = (CheckConstraint("price >= 0", name="price_non_negative"),)
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_non_negative"),
+        # Lists filter and order by price, with the primary key as the final tiebreak.
+        Index("ix_shop_product_price_id", "price", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

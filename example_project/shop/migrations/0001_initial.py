@@ -43,6 +43,7 @@ def upgrade() -> None:
     with op.batch_alter_table('shop_product', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_shop_product_category_id'), ['category_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_shop_product_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index('ix_shop_product_price_id', ['price', 'id'], unique=False)
 
     op.create_table('shop_order',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -71,6 +72,7 @@ def downgrade() -> None:
 
     op.drop_table('shop_order')
     with op.batch_alter_table('shop_product', schema=None) as batch_op:
+        batch_op.drop_index('ix_shop_product_price_id')
         batch_op.drop_index(batch_op.f('ix_shop_product_owner_id'))
         batch_op.drop_index(batch_op.f('ix_shop_product_category_id'))
 
