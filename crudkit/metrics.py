@@ -77,6 +77,8 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        """Counter and histogram children per (method, route template, status): few."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,9 +97,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = getattr(scope.get("route"), "path", None) or _mounted(scope) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            key = (scope["method"], route, status)
+            series = self._series.get(key)
+            if series is None:  # `labels()` takes a lock and checks its values: once per key
+                series = self._series[key] = (
+                    self.metrics.requests.labels(key[0], route, str(status)),
+                    self.metrics.latency.labels(key[0], route),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
 
 
 def _mounted(scope: Scope) -> str | None:

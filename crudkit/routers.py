@@ -73,10 +73,15 @@ class ResourceRoute(APIRoute):
         self.app = _serve(endpoint)
 
 
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
 def _serve(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         db: Database = request.app.state.db
+        if scope["method"] in _WITH_BODY:
+            await request.body()  # from the client before a pooled connection is held
         # The caller's lookup and the endpoint's statements share one pooled
         # connection, back in the pool before the response is sent.
         async with db.request_connection():

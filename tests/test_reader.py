@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -249,3 +251,45 @@ async def test_a_write_after_an_autocommit_read_is_one_transaction(app: FastAPI)
                 raise Undo
     async with db.reader() as reader:
         assert await reader.rows(select(categories.c.id)) == []
+
+
+async def test_a_slow_body_holds_no_pooled_connection(app: FastAPI, alice: Caller) -> None:
+    # The body is read from the client before the request takes its connection: a
+    # client trickling its body in cannot hold the pool.
+    pool: Any = database(app).engine.sync_engine.pool
+    arrived = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await arrived.wait()
+        return {"type": "http.request", "body": b'{"name": "x", "price": "1"}', "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/products",
+        "raw_path": b"/api/v1/products",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"authorization", alice.headers["Authorization"].encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    request = asyncio.create_task(app(scope, receive, send))
+    await asyncio.sleep(0.2)
+    assert pool.checkedout() == 0
+    arrived.set()
+    await request
+    assert sent[0]["status"] == 201
+    assert pool.checkedout() == 0
