@@ -57,13 +57,8 @@ class Compiled:
         # An expanding IN, or a value rendered into the SQL, changes the text per execution.
         self.expands = bool(compiled.literal_execute_params or compiled.post_compile_params)
         # Python-side defaults of an INSERT/UPDATE: (parameter name, default), computed
-        # per execution. Sequences and SQL expressions are SQLAlchemy's to run.
-        self.defaults: list[tuple[str, Any]] = []
-        prefetch = [(column, column.default) for column in compiled.insert_prefetch]
-        prefetch += [(column, column.onupdate) for column in compiled.update_prefetch]
-        if prefetch:
-            name_of = compiled._within_exec_param_key_getter
-            self.defaults = [(name_of(column), default) for column, default in prefetch]
+        # per execution (`_prefetched` checked that SQLAlchemy need not fire them).
+        self.defaults = _prefetched(compiled)
         columns = compiled._result_columns
         self.types = [column.type for column in columns]
         self.metadata = SimpleResultMetaData([column.keyname for column in columns])
@@ -100,6 +95,17 @@ class Compiled:
             for type_, oid in zip(self.types, type_oids, strict=True)
         ]
         self.processors = processors if any(processors) else []
+
+
+def _prefetched(compiled: SQLCompiler) -> list[tuple[str, Any]]:
+    """(parameter name, default) of the columns whose default is computed before an
+    INSERT/UPDATE runs rather than in its SQL."""
+    prefetch = [(column, column.default) for column in compiled.insert_prefetch]
+    prefetch += [(column, column.onupdate) for column in compiled.update_prefetch]
+    if not prefetch:
+        return []
+    name_of = compiled._within_exec_param_key_getter
+    return [(name_of(column), default) for column, default in prefetch]
 
 
 def _with_defaults(params: Mapping[str, Any], defaults: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -156,15 +162,15 @@ class StatementCache:
         compiled = compile_for(self.dialect, cache_key=cache_key, column_keys=list(keys))
         if not isinstance(compiled, SQLCompiler) or not compiled.positional:
             return None
-        prefetch: list[Any] = [column.default for column in compiled.insert_prefetch]
-        prefetch += [column.onupdate for column in compiled.update_prefetch]
-        if any(not (default.is_scalar or default.is_callable) for default in prefetch):
+        if any(not (d.is_scalar or d.is_callable) for _, d in _prefetched(compiled)):
             return None  # a sequence or SQL expression SQLAlchemy fires itself
         return Compiled(compiled)
 
 
 class Reader:
     """Runs the read statements of one request on one pooled connection."""
+
+    in_transaction = False
 
     def __init__(self, conn: AsyncConnection, cache: StatementCache | None) -> None:
         self.connection = conn
@@ -256,7 +262,7 @@ class Reader:
         self, stmt: Executable, params: Mapping[str, Any] | None
     ) -> list[Row[Any]]:
         self._used = True
-        if not self._autocommit:
+        if not self._autocommit and not self.in_transaction:
             await self.connection.execution_options(isolation_level="AUTOCOMMIT")
             self._autocommit = True
         result = await self.connection.execute(stmt, params)
@@ -281,9 +287,11 @@ class Writer(Reader):
     rolls it back); the first statement sent to the driver opens it on the adapter.
     """
 
+    in_transaction = True
+    """Statements SQLAlchemy runs stay in the transaction (no switch to autocommit)."""
+
     def __init__(self, conn: AsyncConnection, cache: StatementCache | None) -> None:
         super().__init__(conn, cache)
-        self._autocommit = True  # never switched: the statements belong to the transaction
         self._used = True  # a write is never silently run again
 
     async def _driver_connection(self) -> Any:

@@ -74,6 +74,8 @@ class ResourceRoute(APIRoute):
 
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_PAGE_LIMIT = bindparam("crudkit_limit", type_=Integer())
+_PAGE_OFFSET = bindparam("crudkit_offset", type_=Integer())
 
 
 def _serve(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
@@ -255,18 +257,20 @@ class ResourceEndpoints:
                 ]
             )
 
+    def _page(
+        self, stmt: Select[Any], order: list[tuple[str, bool]], *, offset: bool
+    ) -> Select[Any]:
+        """`stmt` ordered, with limit (and offset) bound: `_PAGE_LIMIT`, `_PAGE_OFFSET`."""
+        page = stmt.order_by(*order_by_clauses(self.resource.columns, order)).limit(_PAGE_LIMIT)
+        return page.offset(_PAGE_OFFSET) if offset else page
+
     def _plain_page(self, order: list[tuple[str, bool]]) -> Select[Any]:
         """The page of a list without filters or scope, built once per ordering: the
-        statement and its cache key are then reused, with limit and offset bound."""
+        statement and its cache key are then reused."""
         key = tuple(order)
         page = self._plain_pages.get(key)
         if page is None:
-            page = (
-                self.queries.select(None)
-                .order_by(*order_by_clauses(self.resource.columns, order))
-                .limit(bindparam("crudkit_limit", type_=Integer()))
-                .offset(bindparam("crudkit_offset", type_=Integer()))
-            )
+            page = self._page(self.queries.select(None), order, offset=True)
             if len(self._plain_pages) >= 64:
                 self._plain_pages.clear()  # orderings are few; a bound all the same
             self._plain_pages[key] = page
@@ -306,18 +310,14 @@ class ResourceEndpoints:
         after = self.codec.decode(cursor, order, self.resource.columns) if cursor else None
 
         base = self.queries.select(scope).where(*conditions)
-        page_params = {"crudkit_limit": limit + 1, "crudkit_offset": offset}
         if scope is None and not conditions and after is None:
             page = self._plain_page(order)
+        elif after is None:
+            page = self._page(base, order, offset=bool(offset))
         else:
-            if after is not None:
-                base_page = base.where(keyset_condition(self.resource.columns, order, after))
-            else:
-                base_page = base
-            page = base_page.order_by(*order_by_clauses(self.resource.columns, order))
-            page = page.limit(bindparam("crudkit_limit", type_=Integer()))
-            if after is None and offset:
-                page = page.offset(bindparam("crudkit_offset", type_=Integer()))
+            keyset = keyset_condition(self.resource.columns, order, after)
+            page = self._page(base.where(keyset), order, offset=False)
+        page_params = {_PAGE_LIMIT.key: limit + 1, _PAGE_OFFSET.key: offset}
         async with self.db(request).reader() as reader:
             rows = await reader.rows(page, page_params)
             more = len(rows) > limit

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -19,6 +20,8 @@ from shop.models import Category, Order, Product
 from tests.conftest import Caller
 
 pytestmark = pytest.mark.postgres
+
+T = TypeVar("T")
 
 
 async def seed(app: FastAPI, owner: int) -> None:
@@ -87,26 +90,36 @@ async def answers(client: httpx.AsyncClient, headers: dict[str, str]) -> list[ob
     return answered
 
 
+async def on_both_paths(app: FastAPI, run: Callable[[], Awaitable[T]]) -> tuple[T, T, list[str]]:
+    """`run()` on the driver, then through SQLAlchemy; the SQL the first sent the driver."""
+    db = database(app)
+    direct = db.statements
+    assert direct is not None, "PostgreSQL statements run on the driver by default"
+    ran: list[str] = []
+    direct.listeners.append(ran.append)
+    try:
+        fast = await run()
+    finally:
+        direct.listeners.remove(ran.append)
+    db.statements = None
+    try:
+        slow = await run()
+    finally:
+        db.statements = direct
+    return fast, slow, ran
+
+
 async def test_direct_reads_answer_byte_for_byte(
     app: FastAPI, client: httpx.AsyncClient, alice: Caller
 ) -> None:
     await seed(app, alice.id)
-    db = database(app)
-    direct = db.statements
-    assert direct is not None, "PostgreSQL reads run on the driver by default"
-    ran: list[str] = []
-    direct.listeners.append(ran.append)
-    try:
-        fast = [await answers(client, {}), await answers(client, alice.headers)]
-    finally:
-        direct.listeners.remove(ran.append)
+
+    async def both() -> list[object]:
+        return [await answers(client, {}), await answers(client, alice.headers)]
+
+    fast, slow, ran = await on_both_paths(app, both)
     assert any("FROM shop_product" in sql for sql in ran)
     assert any("auth_user" in sql for sql in ran)  # the caller, too
-    db.statements = None
-    try:
-        slow = [await answers(client, {}), await answers(client, alice.headers)]
-    finally:
-        db.statements = direct
     assert fast == slow
     assert any(b'"price":"7.05"' in answer[-1] for answer in fast[0] if isinstance(answer, tuple))
 
@@ -163,25 +176,12 @@ async def test_direct_writes_answer_as_sqlalchemy_does(
     app: FastAPI, client: httpx.AsyncClient, superuser: Caller
 ) -> None:
     await seed(app, superuser.id)
-    db = database(app)
-    direct = db.statements
-    assert direct is not None
-    ran: list[str] = []
-    direct.listeners.append(ran.append)
-    try:
-        fast = await writes(client, superuser)
-    finally:
-        direct.listeners.remove(ran.append)
+    fast, slow, ran = await on_both_paths(app, lambda: writes(client, superuser))
     assert any(sql.startswith("INSERT INTO shop_product") for sql in ran)
     assert any(sql.startswith("INSERT INTO crudkit_log_entry") for sql in ran)  # the hook too
-    db.statements = None
-    try:
-        slow = await writes(client, superuser)
-    finally:
-        db.statements = direct
     assert fast == slow
     assert [status for status, _ in fast] == [201, 200, 412, 422, 422, 409, 200, 412, 204, 404]
-    async with db.read() as conn:
+    async with database(app).read() as conn:
         history = (
             await conn.execute(
                 text(
