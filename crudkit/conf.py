@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     db_pool_timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for a pooled connection before answering 503."""
     db_direct_reads: bool = True
-    """On PostgreSQL, run the reads of generated endpoints straight on asyncpg
-    (`crudkit.reader`); off, they go through SQLAlchemy's asyncio adapter."""
+    """On PostgreSQL, run the statements of generated endpoints straight on asyncpg
+    (`crudkit._sqla`, engine events still fire); off, they go through SQLAlchemy's
+    asyncio adapter."""
 
     @field_validator("installed_apps", "cors_origins", "secret_key_fallbacks", mode="before")
     @classmethod

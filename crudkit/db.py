@@ -6,17 +6,16 @@
 
 `Database` owns one async engine per app. Generated endpoints read through a
 `Reader` (no BEGIN/COMMIT round trips; on PostgreSQL straight on asyncpg) and
-write through a `Writer` (one transaction, the same direct path); `SessionDep`
-gives custom endpoints an ORM session that commits when the endpoint returns and
-rolls back when it raises.
+write through a `Writer` (one transaction, the same driver path), both from the
+one execution seam (`crudkit._sqla`); `SessionDep` gives custom endpoints an ORM
+session that commits when the endpoint returns and rolls back when it raises.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -34,9 +33,12 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import StaticPool
 
+from crudkit._sqla import Connections
+from crudkit._sqla import Reader as Reader  # the executor interface, re-exported
+from crudkit._sqla import Writer as Writer
+from crudkit._sqla import execute as execute
 from crudkit.conf import Settings
 from crudkit.exceptions import translate_db_error
-from crudkit.reader import Reader, StatementCache, Writer
 
 # Deterministic constraint names: SQLite and PostgreSQL get the same migrations, and
 # database errors can be traced back to the columns they name.
@@ -172,9 +174,9 @@ class Database:
         self.engine = engine or make_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
-        direct = settings.db_direct_reads and self.engine.dialect.driver == "asyncpg"
-        self.statements = StatementCache(self.engine.dialect) if direct else None
-        """Statements compiled for `reader()` to run on the driver; None: no direct reads."""
+        self.connections = Connections(self.engine, direct=settings.db_direct_reads)
+        """Readers and writers; on asyncpg straight on the driver unless `db_direct_reads`
+        is off."""
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -183,67 +185,19 @@ class Database:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
-    @asynccontextmanager
-    async def reader(self) -> AsyncIterator[Reader]:
+    def reader(self) -> AbstractAsyncContextManager[Reader]:
         """The statements of a read-only request, straight on asyncpg where possible."""
-        lease = self._lease()
-        if lease is not None:
-            conn = await lease.connection()
-            reader = Reader(conn, self.statements)
-            try:
-                yield reader
-            finally:
-                lease.autocommit = lease.autocommit or reader.autocommit
-                if conn.in_transaction():  # SQLAlchemy's autobegin, in autocommit: no I/O
-                    await conn.rollback()
-            return
-        async with self.engine.connect() as conn:
-            if self.statements is None:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-            yield Reader(conn, self.statements)
+        return self.connections.reader()
 
-    @asynccontextmanager
-    async def writer(self) -> AsyncIterator[Writer]:
+    def writer(self) -> AbstractAsyncContextManager[Writer]:
         """The statements of one write, in one transaction: committed on exit, rolled
         back on error; on PostgreSQL straight on asyncpg where possible."""
-        lease = self._lease()
-        if lease is None:
-            async with self.engine.connect() as conn, conn.begin():
-                with Writer(conn, self.statements).current() as writer:
-                    yield writer
-            return
-        conn = await lease.connection()
-        if lease.autocommit:  # a read of this request needed it; a write must not have it
-            await conn.execution_options(isolation_level=conn.default_isolation_level)
-            lease.autocommit = False
-        async with conn.begin():
-            with Writer(conn, self.statements).current() as writer:
-                yield writer
+        return self.connections.writer()
 
-    @asynccontextmanager
-    async def request_connection(self) -> AsyncIterator[None]:
-        """Share one pooled connection among the `reader()`s and `writer()`s of the block.
-
-        A request's statements (the caller's lookup, then its read or write) then
-        cost one checkout from the pool instead of one each; the connection goes back
-        when the block ends. Only on the direct path, whose reads leave no transaction
-        open behind them.
-        """
-        if self.statements is None:
-            yield
-            return
-        lease = _Lease(self)
-        token = _current_lease.set(lease)
-        try:
-            yield
-        finally:
-            _current_lease.reset(token)
-            if lease.conn is not None:
-                await lease.conn.close()
-
-    def _lease(self) -> _Lease | None:
-        lease = _current_lease.get()
-        return lease if lease is not None and lease.db is self else None
+    def request_connection(self) -> AbstractAsyncContextManager[None]:
+        """Share one pooled connection among the `reader()`s and `writer()`s of the block
+        (one checkout per request instead of one per statement group)."""
+        return self.connections.request_connection()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -275,24 +229,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-class _Lease:
-    """The connection `Database.request_connection()` shares, checked out on first use."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.conn: AsyncConnection | None = None
-        self.autocommit = False
-        """A read switched the connection to autocommit."""
-
-    async def connection(self) -> AsyncConnection:
-        if self.conn is None:
-            self.conn = await self.db.engine.connect().start()
-        return self.conn
-
-
-_current_lease: ContextVar[_Lease | None] = ContextVar("crudkit_connection", default=None)
 
 
 def get_database(request: Request) -> Database:

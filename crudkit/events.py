@@ -11,7 +11,7 @@ the admin and the command line::
         def ready(self) -> None:
             self.apps.on_write(audit)
 
-A hook may use `conn` as any `AsyncConnection`; `crudkit.reader.execute(conn, stmt,
+A hook may use `conn` as any `AsyncConnection`; `crudkit.db.execute(conn, stmt,
 params)` runs a statement the way the API's own write does (on PostgreSQL straight
 on the driver, in the same transaction), which is cheaper for a hook on every write.
 """

@@ -9,18 +9,31 @@ API cannot be expanded.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from sqlalchemy import Row
+from sqlalchemy import ColumnElement, Row
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty
 from starlette.requests import Request
 
+from crudkit.db import Reader
 from crudkit.exceptions import Invalid
-from crudkit.queries import keys_of
-from crudkit.reader import Reader
+from crudkit.queries import ResourceQueries, keys_of
+from crudkit.resources import Resource
 
-if TYPE_CHECKING:
-    from crudkit.routers import ResourceEndpoints
+
+class ExpansionTarget(Protocol):
+    """What expanding a relation needs of the related resource's endpoints: its
+    statements, and its read policy applied to the caller."""
+
+    @property
+    def resource(self) -> Resource: ...
+
+    @property
+    def queries(self) -> ResourceQueries: ...
+
+    def can_read(self, request: Request) -> bool: ...
+
+    def read_filter(self, request: Request) -> ColumnElement[bool] | None: ...
 
 
 def _attribute_for(prop: RelationshipProperty[Any], column: Any, *, remote: bool) -> str:
@@ -34,9 +47,7 @@ def _attribute_for(prop: RelationshipProperty[Any], column: Any, *, remote: bool
 class Expansion:
     """One expandable relation: which of our fields matches which of theirs."""
 
-    def __init__(
-        self, key: str, prop: RelationshipProperty[Any], target: ResourceEndpoints
-    ) -> None:
+    def __init__(self, key: str, prop: RelationshipProperty[Any], target: ExpansionTarget) -> None:
         pairs = prop.local_remote_pairs or []
         if len(pairs) != 1:
             raise ValueError(f"{key}: only single-column relationships can be expanded")

@@ -27,10 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.expression import Executable
 
-from crudkit.reader import Reader, Writer
+from crudkit.db import Reader, Writer
 
 if TYPE_CHECKING:
     from crudkit.resources import Resource

@@ -27,10 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crudkit.contrib.admin.models import LogEntry, utcnow
 from crudkit.contrib.auth.models import User
-from crudkit.db import table_of
+from crudkit.db import execute, table_of
 from crudkit.events import WriteEvent
 from crudkit.permissions import Action
-from crudkit.reader import execute
 from crudkit.resources import Resource
 
 SECRET_NAME = re.compile(r"password|passwd|passphrase|secret", re.IGNORECASE)

@@ -20,8 +20,7 @@ from crudkit.contrib.auth.models import (
     user_groups,
     user_permissions,
 )
-from crudkit.db import table_of
-from crudkit.reader import Reader
+from crudkit.db import Reader, table_of
 
 user_table = table_of(User)
 
@@ -49,6 +48,11 @@ class AuthUser:
         if not self.is_active:
             return False
         return self.is_superuser or codename in self.permissions
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> AuthUser:
+        """A user read from a row of `auth_user` (no permissions loaded)."""
+        return _from_row(row, frozenset())
 
     def has_perms(self, codenames: list[str]) -> bool:
         return all(self.has_perm(codename) for codename in codenames)
