@@ -24,7 +24,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crudkit.db import Model
 from crudkit.exceptions import ImproperlyConfigured
+from crudkit.registry import Registry, default_registry
 
 if TYPE_CHECKING:
     import click
@@ -32,16 +34,17 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from crudkit.authentication import Authenticator
-    from crudkit.checks import Check
+    from crudkit.check_messages import Message
     from crudkit.conf import Settings
     from crudkit.events import WriteEvent, WriteHook
-    from crudkit.registry import Registry
     from crudkit.resources import Resource
 
 AppHook = Callable[["FastAPI"], None]
 PostMigrateHook = Callable[["Apps", "AsyncConnection"], Awaitable[object]]
 ShutdownHook = Callable[[], Awaitable[object]]
 ReadinessProbe = Callable[["FastAPI"], Awaitable[object]]
+Check = Callable[["Apps"], list["Message"]]
+"""A system check (`crudkit.checks`): the populated apps in, its findings out."""
 
 
 class AppConfig:
@@ -146,8 +149,6 @@ class Apps:
     """The installed apps of one project, and what their `ready()` hooks contribute."""
 
     def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
-        from crudkit.registry import default_registry
-
         self.settings = settings
         self._explicit_registry = registry is not None
         self.registry = registry if registry is not None else default_registry
@@ -161,6 +162,7 @@ class Apps:
         self.write_hooks: list[WriteHook] = []
         self.readiness_probes: dict[str, ReadinessProbe] = {}
         self.authenticator: Authenticator | None = None
+        self.token_url: str | None = None
         self.ready = False
 
     def populate(self) -> Apps:
@@ -201,8 +203,6 @@ class Apps:
 
     def get_models(self, app_label: str | None = None) -> list[type[Any]]:
         """Mapped model classes of the installed apps (or one app), in declaration order."""
-        from crudkit.db import Model
-
         found = []
         for mapper in Model.registry.mappers:
             model = mapper.class_
@@ -264,8 +264,12 @@ class Apps:
         """Awaited when the app stops (close clients, pools)."""
         self.shutdown_hooks.append(hook)
 
-    def set_authenticator(self, authenticator: Authenticator) -> None:
-        """The authentication used by the API (one per project)."""
+    def set_authenticator(
+        self, authenticator: Authenticator, *, token_url: str | None = None
+    ) -> None:
+        """The authentication used by the API (one per project), and where clients get a
+        token: the `token_url` of the OAuth2 password flow that `/docs` offers."""
         if self.authenticator is not None and self.authenticator is not authenticator:
             raise ImproperlyConfigured("two installed apps both set the API authenticator")
         self.authenticator = authenticator
+        self.token_url = token_url

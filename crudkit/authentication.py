@@ -71,7 +71,9 @@ class Authenticator(Protocol):
 
 
 # Declared so the OpenAPI schema shows the bearer scheme and /docs gets an Authorize button.
-bearer_scheme = OAuth2PasswordBearer(tokenUrl="auth/token", auto_error=False)
+# Where tokens come from is the authenticating app's to say (`Apps.set_authenticator`);
+# `create_app` writes its URL into the schema.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="", auto_error=False)
 
 
 async def resolve_user(request: Request) -> UserLike:

@@ -22,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-if TYPE_CHECKING:
-    from crudkit.apps import Apps
+from fastapi.middleware.cors import CORSMiddleware
+
+from crudkit.app import create_app
+from crudkit.apps import Apps
+from crudkit.apps import Check as Check  # what apps write their checks against
+from crudkit.check_messages import Message as Message
 
 MAX_LISTED_CHANGES = 3
 SECRET_KEY_MIN_LENGTH = 50
@@ -43,30 +45,10 @@ WELL_KNOWN_SECRET_KEYS = {
 WELL_KNOWN_MARKERS = ("changeme", "change-me", "change_me", "insecure", "example", "your-secret")
 
 
-@dataclass(frozen=True)
-class Message:
-    """One finding of a check."""
-
-    id: str
-    level: Literal["error", "warning"]
-    msg: str
-    hint: str = ""
-
-    def __str__(self) -> str:
-        hint = f"\n\tHINT: {self.hint}" if self.hint else ""
-        return f"{self.id} ({self.level}): {self.msg}{hint}"
-
-    @property
-    def is_error(self) -> bool:
-        return self.level == "error"
-
-
-Check = Callable[["Apps"], list[Message]]
-
-
 def check_migrations(apps: Apps) -> list[Message]:
     """crudkit.E001: models and migrations agree (what `makemigrations --check` compares)."""
-    from crudkit.cli.migrations import Migrations, pending_changes
+    # Alembic is loaded when this check runs, not by every process whose apps declare checks.
+    from crudkit.migrator import Migrations, pending_changes
 
     messages = []
     for draft in asyncio.run(pending_changes(Migrations(apps))):
@@ -117,10 +99,6 @@ def check_cors_credentials(apps: Apps) -> list[Message]:
     and with credentials Starlette echoes the caller's origin: any site could then
     act with a visitor's cookies. The built app is inspected, whoever added it.
     """
-    from fastapi.middleware.cors import CORSMiddleware
-
-    from crudkit.app import create_app
-
     app = create_app(apps.settings, apps=apps)
     for middleware in app.user_middleware:
         if not (isinstance(middleware.cls, type) and issubclass(middleware.cls, CORSMiddleware)):

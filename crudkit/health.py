@@ -81,7 +81,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def _pending_migrations(app: FastAPI) -> list[str]:
     """The apps' latest migrations the database has not reached (one query)."""
-    from crudkit.cli.migrations import Migrations
+    # Alembic is loaded by the first probe rather than when the app starts.
+    from crudkit.migrator import Migrations
 
     migrations: Migrations | None = getattr(app.state, "migrations", None)
     if migrations is None:

@@ -26,13 +26,14 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 class RequestContextMiddleware:
-    """Tags each request with an `X-Request-ID`, adds security headers, logs one line."""
+    """Tags each request with an `X-Request-ID`, adds security headers, logs one line.
 
-    def __init__(
-        self, app: ASGIApp, *, admin_path: str = "/admin", https_only: bool = False
-    ) -> None:
+    The headers are those every response needs; an app that serves pages adds its
+    own (the admin forbids framing its pages).
+    """
+
+    def __init__(self, app: ASGIApp, *, https_only: bool = False) -> None:
         self.app = app
-        self.admin_path = admin_path
         self.https_only = https_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -46,7 +47,6 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
-        is_admin = path == self.admin_path or path.startswith(self.admin_path + "/")
         started = time.perf_counter()
         status = 500
 
@@ -58,9 +58,6 @@ class RequestContextMiddleware:
                 headers["X-Request-ID"] = request_id
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers.setdefault("Referrer-Policy", "same-origin")
-                if is_admin:
-                    headers["X-Frame-Options"] = "DENY"
-                    headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
                 if self.https_only:
                     headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
             await send(message)

@@ -35,8 +35,9 @@ import crudkit  # noqa: E402
 import crudkit.contrib.admin.models  # noqa: E402
 import shop.models  # noqa: E402, F401
 from crudkit.contrib.admin.views import ResourceView  # noqa: E402
+from crudkit.contrib.auth.testing import create_user  # noqa: E402
 from crudkit.db import Model  # noqa: E402
-from crudkit.testing import client_for, create_user  # noqa: E402
+from crudkit.testing import client_for  # noqa: E402
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/crudkit_admin_bench"
 PASSWORD = "correct-horse-battery"

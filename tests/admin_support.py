@@ -15,8 +15,8 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from crudkit.contrib.auth.testing import create_user
 from crudkit.db import table_of
-from crudkit.testing import create_user
 
 ORIGIN = "http://testserver"
 PASSWORD = "correct-horse-battery"

@@ -37,8 +37,9 @@ import crudkit.contrib.auth.models  # noqa: E402
 import shop.models  # noqa: E402, F401
 import tests.models  # noqa: E402, F401
 from crudkit.contrib.auth.deps import AuthServices  # noqa: E402
+from crudkit.contrib.auth.testing import auth_headers, create_user  # noqa: E402
 from crudkit.db import Model  # noqa: E402
-from crudkit.testing import auth_headers, client_for, create_user  # noqa: E402
+from crudkit.testing import client_for  # noqa: E402
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 PG_URL = os.environ.get("CRUDKIT_TEST_DATABASE_URL")

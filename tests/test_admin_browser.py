@@ -24,7 +24,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from crudkit.testing import create_user
+from crudkit.contrib.auth.testing import create_user
 from shop.models import Category, Product
 from tests.admin_support import PASSWORD, history, insert, rows
 

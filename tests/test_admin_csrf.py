@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from crudkit.testing import create_user
+from crudkit.contrib.auth.testing import create_user
 from shop.models import Category
 from tests.admin_support import ORIGIN, PASSWORD, delete, insert, page_token, rows, staff
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from crudkit.testing import create_user
+from crudkit.contrib.auth.testing import create_user
 from shop.models import Category, Order, Product
 from tests.admin_support import delete, insert, rows, staff, submit
 

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crudkit.contrib.admin.history import jsonable
 from crudkit.contrib.auth.models import Group, User
+from crudkit.contrib.auth.testing import auth_headers, create_user
 from crudkit.events import WriteEvent
-from crudkit.testing import auth_headers, create_user
 from shop.models import Category, Product
 from tests.admin_support import ORIGIN, delete, history, insert, login, rows, staff, submit
 from tests.cli_support import Cli, fresh_database

@@ -9,9 +9,10 @@ from sqlalchemy import update
 
 import crudkit
 from crudkit.contrib.auth.models import User
+from crudkit.contrib.auth.testing import create_user
+from crudkit.contrib.auth.testing import login as api_login
 from crudkit.db import table_of
-from crudkit.testing import client_for, create_user
-from crudkit.testing import login as api_login
+from crudkit.testing import client_for
 from tests.admin_support import ORIGIN, PASSWORD, login, page_token, rows
 
 

@@ -7,8 +7,8 @@ from fastapi import FastAPI
 
 from crudkit.contrib.auth.hashing import verify_password
 from crudkit.contrib.auth.models import Group, User
-from crudkit.testing import create_user
-from crudkit.testing import login as api_login
+from crudkit.contrib.auth.testing import create_user
+from crudkit.contrib.auth.testing import login as api_login
 from tests.admin_support import delete, rows, staff, submit
 
 NEW_PASSWORD = "violet-otter-harbour"

@@ -9,8 +9,9 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from crudkit.contrib.auth.models import User
+from crudkit.contrib.auth.testing import create_user
 from crudkit.db import table_of
-from crudkit.testing import create_user, database
+from crudkit.testing import database
 
 AUTH = "/api/v1/auth"
 PASSWORD = "correct-horse-battery"
@@ -344,3 +345,12 @@ def test_old_passlib_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_odd_usernames_are_401_not_500(client: httpx.AsyncClient, username: str) -> None:
     response = await client.post(f"{AUTH}/token", data={"username": username, "password": "x"})
     assert response.status_code == 401
+
+
+async def test_docs_password_flow_points_at_the_token_endpoint(settings) -> None:  # type: ignore[no-untyped-def]
+    import crudkit
+
+    app = crudkit.create_app(settings.model_copy(update={"api_prefix": "/api/v2"}))
+    flows = app.openapi()["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
+    assert flows["password"]["tokenUrl"] == app.url_path_for("token") == "/api/v2/auth/token"
+    await app.state.db.dispose()

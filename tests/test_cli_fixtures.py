@@ -22,8 +22,9 @@ from sqlalchemy.pool import NullPool
 
 import crudkit
 from crudkit.cli.progress import progress
+from crudkit.contrib.auth.testing import create_user, login
 from crudkit.db import Model
-from crudkit.testing import client_for, create_user, login
+from crudkit.testing import client_for
 from tests.cli_support import EXAMPLE_APPS, Cli, example_settings, fresh_database
 from tests.models import Colour, Gadget
 

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 
 import crudkit
 from crudkit.contrib.auth.hashing import verify_password
-from crudkit.testing import client_for, login
+from crudkit.contrib.auth.testing import login
+from crudkit.testing import client_for
 from tests.cli_support import EXAMPLE, TEST_SECRET, Cli, example_settings, fresh_database
 
 PASSWORD = "violet-otter-harbour"

@@ -18,8 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 import crudkit
+from crudkit.contrib.auth.testing import auth_headers, create_user
 from crudkit.db import table_of
-from crudkit.testing import auth_headers, client_for, create_user, database
+from crudkit.testing import client_for, database
 from shop.models import Product
 from tests.conftest import ROOT, TEST_SECRET
 

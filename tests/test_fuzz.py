@@ -24,8 +24,9 @@ from fastapi import FastAPI
 from sqlalchemy import insert
 
 import crudkit
+from crudkit.contrib.auth.testing import auth_headers, create_user
 from crudkit.db import table_of
-from crudkit.testing import auth_headers, create_user, database
+from crudkit.testing import database
 from shop.models import Category, Order, Product
 from tests.cli_support import fresh_database
 
@@ -40,7 +41,7 @@ def free_port() -> int:
 
 
 async def prepare(app: FastAPI) -> dict[str, str]:
-    from crudkit.cli.migrations import Migrations
+    from crudkit.migrator import Migrations
 
     # Migrated, as a deployment is: /readyz must answer 200 too.
     async with database(app).engine.begin() as conn:

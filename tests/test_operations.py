@@ -167,7 +167,7 @@ async def test_readyz_reports_each_check(client: httpx.AsyncClient) -> None:
 
 
 async def test_readyz_is_ok_on_a_migrated_database(tmp_path: Path) -> None:
-    from crudkit.cli.migrations import Migrations
+    from crudkit.migrator import Migrations
 
     settings = crudkit.Settings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'ready.sqlite3'}",

@@ -41,6 +41,13 @@ def test_wheel_maps_contrib_into_crudkit(wheel_names: set[str]) -> None:
     assert not any(name.startswith(("tests/", "example_project/")) for name in wheel_names)
 
 
+def test_wheel_ships_the_migration_engine_and_auth_test_helpers(wheel_names: set[str]) -> None:
+    assert "crudkit/migrator/__init__.py" in wheel_names
+    assert "crudkit/migrator/engines.py" in wheel_names
+    assert "crudkit/migrations_env/env.py" in wheel_names
+    assert "crudkit/contrib/auth/testing.py" in wheel_names
+
+
 def test_wheel_ships_migrations(wheel_names: set[str]) -> None:
     assert any(name.startswith("crudkit/contrib/auth/migrations/0001") for name in wheel_names), (
         sorted(name for name in wheel_names if "migrations" in name)

@@ -12,8 +12,9 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import insert
 
+from crudkit.contrib.auth.testing import create_user, permission_matrix
 from crudkit.db import table_of
-from crudkit.testing import create_user, database, permission_matrix
+from crudkit.testing import database
 from shop.models import Category, Order, Product
 
 

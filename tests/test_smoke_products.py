@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from crudkit.testing import create_user, login
+from crudkit.contrib.auth.testing import create_user, login
 
 
 async def test_owner_creates_and_reads_product(app, client: httpx.AsyncClient) -> None:

@@ -11,7 +11,8 @@ import pytest
 from fastapi import FastAPI
 
 import crudkit
-from crudkit.testing import client_for, create_tables, create_user
+from crudkit.contrib.auth.testing import create_user
+from crudkit.testing import client_for, create_tables
 
 TOKEN = "/api/v1/auth/token"
 REDIS_URL = os.environ.get("CRUDKIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -14,9 +14,10 @@ import pytest
 from fastapi import FastAPI
 
 import crudkit
+from crudkit.contrib.auth.testing import create_user
 from crudkit.contrib.auth.tokens import TokenCodec, key_id
 from crudkit.exceptions import ImproperlyConfigured, NotAuthenticated
-from crudkit.testing import client_for, create_tables, create_user
+from crudkit.testing import client_for, create_tables
 from tests.conftest import TEST_SECRET
 
 ME = "/api/v1/auth/me"

@@ -4,8 +4,9 @@
 
 `CrudkitAdmin` is sqladmin's `Admin` with crudkit's templates and statics
 first in line, staff login (`StaffAuthentication`), the resources'
-permissions (`ResourceAuthorization`), CSRF checks and error pages
-(`ErrorPageMiddleware`). Three of sqladmin's endpoints change: the index
+permissions (`ResourceAuthorization`), CSRF checks, error pages
+(`ErrorPageMiddleware`) and pages no site may frame (`DenyFramingMiddleware`).
+Three of sqladmin's endpoints change: the index
 lists the apps and models the user may see (`dashboard.py`), a refused login
 re-shows the form with the reason (429 when throttled), and logout only
 happens on POST (GET shows a confirmation form), so a link on another site
@@ -34,6 +35,7 @@ from crudkit.contrib.admin.auth import LoginRefused, StaffAuthentication
 from crudkit.contrib.admin.csrf import csrf_input, csrf_token
 from crudkit.contrib.admin.dashboard import app_groups, recent_actions
 from crudkit.contrib.admin.error_pages import ErrorPageMiddleware
+from crudkit.contrib.admin.framing import DenyFramingMiddleware
 from crudkit.contrib.admin.history_view import change_lines, history_view
 from crudkit.contrib.admin.models import LogEntry
 from crudkit.contrib.admin.permissions import ResourceAuthorization
@@ -63,7 +65,10 @@ class CrudkitAdmin(Admin):
             base_url=settings.admin_path,
             title=TITLE,
             templates_dir=str(HERE / "templates"),
-            middlewares=[Middleware(ErrorPageMiddleware, admin=self)],
+            middlewares=[
+                Middleware(DenyFramingMiddleware),
+                Middleware(ErrorPageMiddleware, admin=self),
+            ],
             authentication_backend=StaffAuthentication(app, settings),
             authorization_backend=self.authorization,
             static_files_kwargs={"directory": HERE / "statics"},

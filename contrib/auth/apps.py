@@ -30,7 +30,8 @@ class AuthConfig(AppConfig):
             parallelism=settings.argon2_parallelism,
         )
         apps.add_router(router)
-        apps.set_authenticator(JWTAuthentication())
+        token_url = settings.api_prefix + router.url_path_for("token")
+        apps.set_authenticator(JWTAuthentication(), token_url=token_url)
         apps.on_post_migrate(create_permissions)
         for command in (createsuperuser, createuser, changepassword):
             apps.add_command(command)

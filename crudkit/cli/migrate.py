@@ -7,7 +7,7 @@
     python manage.py migrate --plan          # what would run; --sql: its SQL
     python manage.py showmigrations
 
-How apps, branches and revisions map onto Alembic is in `crudkit.cli.migrations`.
+How apps, branches and revisions map onto Alembic is in `crudkit.migrator`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Literal
 import click
 from sqlalchemy.engine import make_url
 
-from crudkit.cli.migrations import (
+from crudkit.cli.project import CommandError, Project, describe_error, pass_project
+from crudkit.migrator import (
     ZERO,
     Direction,
     Draft,
@@ -34,7 +35,6 @@ from crudkit.cli.migrations import (
     scratch_engine,
     unmigrated_labels,
 )
-from crudkit.cli.project import CommandError, Project, describe_error, pass_project
 
 
 @click.command()

@@ -36,13 +36,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from crudkit.apps import Apps
-from crudkit.cli.engines import command_engine
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database
 from crudkit.exceptions import CrudkitError, ImproperlyConfigured
+from crudkit.migrator.engines import command_engine
 
 if TYPE_CHECKING:
-    from crudkit.cli.migrations import Migrations
+    from crudkit.migrator import Migrations
 
 T = TypeVar("T")
 
@@ -114,7 +114,7 @@ class Project:
 
     @cached_property
     def migrations(self) -> Migrations:
-        from crudkit.cli.migrations import Migrations
+        from crudkit.migrator import Migrations  # Alembic, loaded by the commands that need it
 
         return Migrations(self.apps)
 
@@ -126,7 +126,7 @@ class Project:
     async def database(self) -> AsyncIterator[Database]:
         """The project's database, its engine disposed of on exit.
 
-        Its transactions are real on SQLite too (`crudkit.cli.engines`), so what a
+        Its transactions are real on SQLite too (`crudkit.migrator.engines`), so what a
         command does in one transaction is all done or not at all.
         """
         db = Database(self.settings, command_engine(self.settings))

@@ -1,6 +1,6 @@
 """The Alembic environment of every crudkit project.
 
-Projects have no `alembic.ini` and no `env.py` of their own: `crudkit.cli.migrations`
+Projects have no `alembic.ini` and no `env.py` of their own: `crudkit.migrator`
 builds the Alembic `Config` in code, opens a connection on the project's async
 engine and runs Alembic inside `AsyncConnection.run_sync`, handing this script
 the connection in `config.attributes["crudkit"]` (Alembic's connection-sharing
@@ -15,9 +15,9 @@ from typing import Any
 
 from alembic import context
 
-from crudkit.cli.autogenerate import render_item
-from crudkit.cli.migrations import EnvOptions
 from crudkit.db import Model
+from crudkit.migrator import EnvOptions
+from crudkit.migrator.autogenerate import render_item
 
 options = context.config.attributes.get("crudkit")
 if not isinstance(options, EnvOptions):
@@ -35,7 +35,7 @@ common: dict[str, Any] = {
     "render_as_batch": True,
     # One transaction per migration, as Django: a failure keeps what was applied
     # before. DDL is transactional on PostgreSQL, and on SQLite through the
-    # command engine (`crudkit.cli.engines`), so a failed migration leaves nothing.
+    # command engine (`crudkit.migrator.engines`), so a failed migration leaves nothing.
     "transaction_per_migration": True,
     "transactional_ddl": True,
 }

@@ -1,4 +1,7 @@
-"""Migrations on Alembic: one version branch per app, configured in code.
+"""The migration engine: Alembic with one version branch per app, configured in code.
+
+`manage.py`'s migration commands drive it, `/readyz` asks it which migrations
+are pending, and `manage.py check` which model changes no migration describes.
 
 Each installed app keeps its scripts in its own package, `<app>/migrations/`
 (contrib apps ship theirs). Every such folder is an Alembic version location and
@@ -57,11 +60,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from crudkit.apps import Apps
-from crudkit.cli.autogenerate import DESTRUCTIVE, describe, diff_kind, slug, suggest_name
-from crudkit.cli.engines import command_engine, set_sqlite_foreign_keys
 from crudkit.conf import Settings
 from crudkit.db import Model
 from crudkit.exceptions import CrudkitError
+from crudkit.migrator.autogenerate import DESTRUCTIVE, describe, diff_kind, slug, suggest_name
+from crudkit.migrator.engines import command_engine, set_sqlite_foreign_keys
 
 T = TypeVar("T")
 Direction = Literal["upgrade", "downgrade"]
@@ -287,7 +290,7 @@ class Migrations:
 
         `on_start` and `on_done` hear about each step as it runs. A step that
         fails is rolled back on its own (its DDL too: PostgreSQL's DDL is
-        transactional, and so is SQLite's through `crudkit.cli.engines`), the
+        transactional, and so is SQLite's through `crudkit.migrator.engines`), the
         steps before it stay applied, and `MigrationFailed` names it.
         """
         steps: list[Step] = []
