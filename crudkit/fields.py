@@ -14,9 +14,8 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator
-from sqlalchemy import Column, inspect, types
-from sqlalchemy.sql.elements import ClauseElement
-from sqlalchemy.sql.schema import ColumnDefault, ScalarElementColumnDefault
+from sqlalchemy import Column, ColumnDefault, inspect, types
+from sqlalchemy.sql.elements import ClauseElement, TextClause
 
 from crudkit.exceptions import ImproperlyConfigured
 
@@ -106,7 +105,7 @@ class ColumnInfo:
 def _is_computed(default: Any) -> bool:
     if default is None:
         return False
-    if isinstance(default, ScalarElementColumnDefault | ColumnDefault):
+    if isinstance(default, ColumnDefault):  # scalar, callable and SQL defaults alike
         if getattr(default, "is_callable", False) or getattr(default, "is_clause_element", False):
             return True
         return isinstance(getattr(default, "arg", None), ClauseElement)
@@ -123,6 +122,8 @@ def _scalar_default(column: Column[Any]) -> Any:
 def _base_type(column: Column[Any]) -> tuple[Any, dict[str, Any]]:
     """The Python type and pydantic constraints implied by a column's SQL type."""
     sa_type = column.type
+    if isinstance(sa_type, types.Interval):
+        return dt.timedelta, {}  # emulated as a TypeDecorator over DateTime: not unwrapped
     if isinstance(sa_type, types.TypeDecorator):
         sa_type = sa_type.impl_instance
     if isinstance(sa_type, types.Enum):
@@ -160,8 +161,6 @@ def _base_type(column: Column[Any]) -> tuple[Any, dict[str, Any]]:
         return dt.date, {}
     if isinstance(sa_type, types.Time):
         return dt.time, {}
-    if isinstance(sa_type, types.Interval):
-        return dt.timedelta, {}
     if isinstance(sa_type, types.Uuid):
         return uuid.UUID, {}
     if isinstance(sa_type, types.JSON):
@@ -223,7 +222,9 @@ def _is_computed_server_default(column: Column[Any]) -> bool:
     arg = getattr(server_default, "arg", None)
     if isinstance(arg, str):
         return False
-    text = str(getattr(arg, "text", arg) or "").strip().lower()
+    if not isinstance(arg, TextClause):
+        return True  # an expression (func.now()) or a generator (FetchedValue)
+    text = arg.text.strip().lower()
     literal = text[:1].isdigit() or text[:1] in ("'", "-") or text in {"true", "false", "null"}
     return not literal
 

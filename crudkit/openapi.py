@@ -6,7 +6,9 @@ fuzzers) can rely on the schema.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import re
+from collections.abc import Iterable
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import (
@@ -17,12 +19,10 @@ from fastapi.openapi.utils import (
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from crudkit.filters import query_adapter
+from crudkit.conf import Settings
+from crudkit.filters import FilterSet, query_adapter
 from crudkit.requests import MAX_CURSOR, MAX_OFFSET, MAX_TEXT
-
-if TYPE_CHECKING:
-    from crudkit.filters import FilterSet
-    from crudkit.routers import ResourceEndpoints
+from crudkit.resources import Resource
 
 
 class ErrorDetail(BaseModel):
@@ -100,29 +100,52 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
             "description": description}  # fmt: skip
 
 
+def operation_prefix(resource: Resource) -> str:
+    """`products` for `/products`: operation ids are `products_list`, `products_create`..."""
+    return re.sub(r"\W", "_", resource.path_segment.strip("/"))
+
+
 class ResourceDocs:
     """OpenAPI descriptions of a resource's operations, for endpoints that parse the
-    request themselves (`crudkit.requests`): the same constraints, written out."""
+    request themselves (`crudkit.requests`): the same constraints, written out.
 
-    def __init__(self, endpoints: ResourceEndpoints) -> None:
-        self.endpoints = endpoints
-        info = endpoints.resource.pk_info
+    Given the pieces it describes (the resource, its filters, the relations it may
+    expand, the list's query parameters) rather than the endpoints that serve them.
+    """
+
+    def __init__(
+        self,
+        resource: Resource,
+        settings: Settings,
+        filters: FilterSet,
+        *,
+        expansions: Iterable[str],
+        list_params: Iterable[str],
+    ) -> None:
+        self.resource = resource
+        self.settings = settings
+        self.filters = filters
+        self.expansions = list(expansions)
+        self.list_params = set(list_params)
+        self.prefix = operation_prefix(resource)
+        info = resource.pk_info
         schema = query_adapter(
             info.python_type, tuple(sorted(info.type_constraints.items()))
         ).json_schema()
         self.id_parameter = {"name": "id", "in": "path", "required": True, "schema": schema}
         self.security: list[dict[str, list[str]]] = [{BEARER: []}]
 
+    def operation_id(self, action: str) -> str:
+        return f"{self.prefix}_{action}"
+
     def _expand(self) -> list[dict[str, Any]]:
-        expansions = self.endpoints.expansions
-        if not expansions:
+        if not self.expansions:
             return []
         text = {"type": "string", "maxLength": MAX_TEXT}
-        return [_query("expand", text, f"Relations to include: {', '.join(expansions)}")]
+        return [_query("expand", text, f"Relations to include: {', '.join(self.expansions)}")]
 
     def list_operation(self) -> dict[str, Any]:
-        settings = self.endpoints.settings
-        endpoints = self.endpoints
+        settings = self.settings
         text = {"type": "string", "maxLength": MAX_TEXT}
         parameters = [
             _query(
@@ -145,20 +168,34 @@ class ResourceDocs:
                 "ordering",
                 text,
                 "Comma-separated fields, '-' for descending: "
-                + (", ".join(endpoints.resource.ordering_fields) or "none allowed"),
+                + (", ".join(self.resource.ordering_fields) or "none allowed"),
             ),
         ]  # fmt: skip
-        if endpoints.filters.search_columns:
+        if self.filters.search_columns:
             parameters.append(_query("search", text, "Case-insensitive substring"))
         parameters += self._expand()
-        parameters += list_parameters(endpoints.filters, endpoints.allowed_params)
-        return {"parameters": parameters, "security": self.security}
+        parameters += list_parameters(self.filters, self.list_params)
+        return {
+            "operationId": self.operation_id("list"),
+            "parameters": parameters,
+            "security": self.security,
+        }
 
     def retrieve_operation(self) -> dict[str, Any]:
-        return {"parameters": [self.id_parameter, *self._expand()], "security": self.security}
-
-    def write_operation(self, model: type[BaseModel], *, with_id: bool = False) -> dict[str, Any]:
         return {
+            "operationId": self.operation_id("retrieve"),
+            "parameters": [self.id_parameter, *self._expand()],
+            "security": self.security,
+        }
+
+    def write_operation(
+        self, model: type[BaseModel], *, with_id: bool = False, action: str | None = None
+    ) -> dict[str, Any]:
+        """A write with `model` as its body: the row's update when `with_id`, else a
+        create, unless `action` names it."""
+        action = action or ("update" if with_id else "create")
+        return {
+            "operationId": self.operation_id(action),
             "parameters": [self.id_parameter] if with_id else [],
             "requestBody": {
                 "required": True,
@@ -168,7 +205,11 @@ class ResourceDocs:
         }
 
     def delete_operation(self) -> dict[str, Any]:
-        return {"parameters": [self.id_parameter], "security": self.security}
+        return {
+            "operationId": self.operation_id("delete"),
+            "parameters": [self.id_parameter],
+            "security": self.security,
+        }
 
 
 def _add_components(schema: dict[str, Any], models: list[type[BaseModel]]) -> None:

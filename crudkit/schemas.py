@@ -34,16 +34,27 @@ class UpdateSchema(BaseModel):
 class OutSchema(BaseModel):
     """Base of generated `Out` schemas."""
 
-    model_config = ConfigDict(from_attributes=True)
+    # Every readable column is in every response, null or not: documented as required.
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
 
 def _annotation(info: ColumnInfo, *, nullable: bool) -> Any:
     return info.python_type | None if nullable else info.python_type
 
 
-def _field(info: ColumnInfo, *, default: Any, **extra: Any) -> Any:
-    constraints = {**info.constraints, **extra}
-    return Field(default, **constraints)
+def _undocumented_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _field(info: ColumnInfo, *, default: Any, documented: bool = True) -> Any:
+    """A field with the column's constraints. An undocumented default only marks the key
+    optional: the JSON schema shows no `default`, which would claim a value the database
+    does not write (and `null` is not even valid for a non-nullable column)."""
+    if documented:
+        return Field(default, **info.constraints)
+    return Field(default, json_schema_extra=_undocumented_default, **info.constraints)
 
 
 def build_create_schema(name: str, columns: Iterable[ColumnInfo]) -> type[CreateSchema]:
@@ -53,14 +64,21 @@ def build_create_schema(name: str, columns: Iterable[ColumnInfo]) -> type[Create
         if info.required_on_create:
             fields[info.key] = (annotation, _field(info, default=...))
         else:
-            fields[info.key] = (annotation, _field(info, default=info.default))
+            # An omitted key gets the Python default, null, or what the database fills in
+            # (a server default, a computed default): only the first two are known here.
+            known = info.default is not None or (info.nullable and not info.has_default)
+            fields[info.key] = (annotation, _field(info, default=info.default, documented=known))
     return create_model(name, __base__=CreateSchema, **fields)
 
 
 def build_update_schema(name: str, columns: Iterable[ColumnInfo]) -> type[UpdateSchema]:
-    # An omitted key keeps its value; an explicit null is accepted only by nullable columns.
+    # An omitted key keeps its value (no default to document); an explicit null is
+    # accepted only by nullable columns.
     fields: dict[str, Any] = {
-        info.key: (_annotation(info, nullable=info.nullable), _field(info, default=None))
+        info.key: (
+            _annotation(info, nullable=info.nullable),
+            _field(info, default=None, documented=False),
+        )
         for info in columns
     }
     return create_model(name, __base__=UpdateSchema, **fields)
