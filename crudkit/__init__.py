@@ -11,7 +11,7 @@ app = crudkit.create_app()
 
 from crudkit.app import create_app
 from crudkit.apps import AppConfig, Apps
-from crudkit.authentication import AnonymousUser, CurrentUser, UserLike
+from crudkit.authentication import AnonymousUser, CurrentUser, UserLike, get_user
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database, DatabaseDep, Model, SessionDep
 from crudkit.exceptions import (
@@ -26,6 +26,7 @@ from crudkit.exceptions import (
     PreconditionFailed,
     ServiceUnavailable,
     Throttled,
+    ValidationError,
 )
 from crudkit.pagination import Page
 from crudkit.permissions import (
@@ -43,6 +44,7 @@ from crudkit.permissions import (
 )
 from crudkit.registry import Registry, default_registry, register
 from crudkit.resources import Resource
+from crudkit.writes import create, delete, on_commit, update
 
 __all__ = [
     "Action",
@@ -80,8 +82,14 @@ __all__ = [
     "Settings",
     "Throttled",
     "UserLike",
+    "ValidationError",
+    "create",
     "create_app",
     "default_registry",
+    "delete",
+    "get_user",
     "load_settings",
+    "on_commit",
     "register",
+    "update",
 ]

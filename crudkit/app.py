@@ -11,25 +11,24 @@ for the app's lifetime. Nothing is created at import time.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.routing import Mount, Route
+from starlette.routing import Match
 
 from crudkit import health, metrics
+from crudkit._fastapi import served_routes
 from crudkit.apps import Apps
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database
 from crudkit.exceptions import (
     HTTPError,
-    ImproperlyConfigured,
     ServiceUnavailable,
     translate_db_error,
 )
@@ -39,6 +38,7 @@ from crudkit.openapi import install_openapi
 from crudkit.pagination import CursorCodec
 from crudkit.registry import Registry
 from crudkit.routers import ResourceEndpoints, ResourceRoute, link_expansions
+from crudkit.writes import WritePipeline
 
 logger = logging.getLogger("crudkit")
 
@@ -48,8 +48,13 @@ def create_app(
     *,
     registry: Registry | None = None,
     apps: Apps | None = None,
+    dependencies: Sequence[params.Depends] | None = None,
 ) -> FastAPI:
-    """Build the FastAPI app for `settings` (default: `load_settings()`)."""
+    """Build the FastAPI app for `settings` (default: `load_settings()`).
+
+    `dependencies` are the app's, as `FastAPI(dependencies=...)`: they run on every
+    route, generated endpoints included.
+    """
     settings = settings or (apps.settings if apps else load_settings())
     apps = (apps or Apps(settings, registry)).populate()
     configure_logging(settings.debug)
@@ -74,10 +79,14 @@ def create_app(
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         swagger_ui_parameters={"persistAuthorization": True},
+        dependencies=dependencies,
     )
     app.state.settings = settings
     app.state.apps = apps
     app.state.db = db
+    app.state.writes = writes = WritePipeline(db, apps)
+    for resource in apps.resources:
+        writes.writes_for(resource).refuse_unsupported()
     app.state.cursor_codec = CursorCodec(settings.secret_key)
 
     _install_error_handlers(app)
@@ -98,14 +107,12 @@ def create_app(
         )
     if settings.metrics_enabled:
         metrics.install(app)
-    included = [("", health.router)] + [(settings.api_prefix, extra) for extra in apps.routers]
-    serve_resources_first(app, included)
+    serve_resources_first(app)
     # Our own limit rather than FastAPI's `max_body_size`, whose 413 is plain text.
     app.add_middleware(BodySizeLimitMiddleware, max_size=settings.max_body_size)
-    app.add_middleware(
-        RequestContextMiddleware, admin_path=settings.admin_path, https_only=settings.https_only
-    )
-    install_openapi(app, f"{settings.api_prefix}/auth/token")
+    app.add_middleware(RequestContextMiddleware, https_only=settings.https_only)
+    # The password flow of /docs points where the authenticating app said tokens come from.
+    install_openapi(app, apps.token_url or "")
     return app
 
 
@@ -125,34 +132,17 @@ def install_api(app: FastAPI, apps: Apps, settings: Settings) -> None:
         resource_endpoints.add_routes(app.router, settings.api_prefix)
 
 
-def serve_resources_first(app: FastAPI, included: list[tuple[str, APIRouter]]) -> None:
+def serve_resources_first(app: FastAPI) -> None:
     """Match the generated endpoints before every other route.
 
     They are the hot paths, and the router tries routes in order: passing over an
-    included router costs FastAPI tens of microseconds per request. A resource path
-    that would then take a path served by another route is refused here, at start.
+    included router costs FastAPI tens of microseconds per request. A route of the
+    project whose path a request also matches still serves it, whenever it was added:
+    the generated route steps aside (`ResourceRoute.matches`).
     """
     routes = app.router.routes
     resource_routes = [route for route in routes if isinstance(route, ResourceRoute)]
     others = [route for route in routes if not isinstance(route, ResourceRoute)]
-    paths = [
-        prefix + route.path
-        for prefix, router in included
-        for route in router.routes
-        if isinstance(route, Route | APIRoute)
-    ]
-    for route in others:
-        if isinstance(route, Mount):
-            paths += [route.path, route.path + "/"]
-        elif isinstance(route, Route | APIRoute):
-            paths.append(route.path)
-    for path in paths:
-        for route in resource_routes:
-            if route.path_regex.match(path):
-                raise ImproperlyConfigured(
-                    f"the resource path {route.path} also matches {path}, served by another "
-                    "route; give the resource another `path`"
-                )
     routes[:] = [*resource_routes, *others]
 
 
@@ -181,9 +171,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         # Starlette answers with the methods of the first route matching the path only;
         # list every method the path accepts.
         methods: set[str] = set()
-        for route in request.app.router.routes:
-            if isinstance(route, APIRoute) and route.path_regex.match(request.url.path):
-                methods |= route.methods or set()
+        for _, route in served_routes(request.app.router):  # included routers' too
+            # A generated route steps aside (no match) for a project route of the path.
+            if route.matches(request.scope)[0] is not Match.NONE:
+                methods |= getattr(route, "methods", None) or set()
         return JSONResponse(
             {"detail": "Method Not Allowed"},
             405,

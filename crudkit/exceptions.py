@@ -10,6 +10,7 @@
         ├── PreconditionFailed    412 (stale `If-Match`)
         ├── PayloadTooLarge       413
         ├── Invalid               422, in FastAPI's validation-error shape
+        │   └── ValidationError   422 from `Resource.validate` or `@validates`, by field
         ├── Throttled             429, with `Retry-After`
         └── ServiceUnavailable    503 (database unreachable)
 
@@ -90,6 +91,34 @@ class Invalid(HTTPError):
     @classmethod
     def single(cls, loc: Sequence[str | int], msg: str, type: str = "value_error") -> Invalid:
         return cls([{"loc": list(loc), "msg": msg, "type": type}])
+
+
+class ValidationError(Invalid):
+    """A write's values are refused, field by field: `ValidationError({"name": "Too long."})`.
+
+    Raised by `Resource.validate` (or made from a model's `@validates` `ValueError`);
+    the API answers 422 with each message at `["body", field]`, the admin shows it
+    on the field. A message without a field goes under the key `None`.
+    """
+
+    def __init__(self, errors: Mapping[str | None, str | Sequence[str]] | str) -> None:
+        if isinstance(errors, str):
+            errors = {None: errors}
+        self.messages: dict[str | None, list[str]] = {
+            field: [message] if isinstance(message, str) else list(message)
+            for field, message in errors.items()
+        }
+        super().__init__(
+            [
+                {
+                    "loc": ["body"] if field is None else ["body", field],
+                    "msg": message,
+                    "type": "value_error",
+                }
+                for field, messages in self.messages.items()
+                for message in messages
+            ]
+        )
 
 
 class Throttled(HTTPError):

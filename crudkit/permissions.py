@@ -1,12 +1,14 @@
 """Permissions: small objects asked before and after a row is fetched, DRF style.
 
-Each permission answers three questions for an `Action`:
+Each permission answers three questions for an `Action` on a `Resource` (the
+resource is passed, as DRF passes the view):
 
-- `has_permission(request, action)`: may the caller attempt this at all?
-- `get_query_filter(request, action)`: which rows may the caller see for it? A SQL
-  condition (or `None` for every row), applied to lists, counts and single-row
-  lookups alike, so a row out of scope is 404 everywhere.
-- `has_object_permission(request, action, obj)`: may the caller do it to this row?
+- `has_permission(request, resource, action)`: may the caller attempt this at all?
+- `get_query_filter(request, resource, action)`: which rows may the caller see for
+  it? A SQL condition (or `None` for every row), applied to lists, counts and
+  single-row lookups alike, so a row out of scope is 404 everywhere.
+- `has_object_permission(request, resource, action, obj)`: may the caller do it to
+  this row?
 
 They compose with `&`, `|` and `~`; a list of them means all must agree::
 
@@ -14,8 +16,8 @@ They compose with `&`, `|` and `~`; a list of them means all must agree::
     class NoteResource(crudkit.Resource):
         permissions = [IsAuthenticated(), IsOwner() | HasModelPermission()]
 
-`request.user` is the caller and `request.state.resource` the resource served.
-Without `permissions`, a resource uses `DefaultPolicy`, the table in DESIGN.md.
+`request.user` is the caller. Without `permissions`, a resource uses
+`DefaultPolicy`: the ownership table of the documentation's "Permissions".
 """
 
 from __future__ import annotations
@@ -69,20 +71,16 @@ def get_user(request: Request) -> UserLike:
     return user
 
 
-def get_resource(request: Request) -> Resource:
-    resource: Resource = request.state.resource
-    return resource
-
-
-def has_model_permission(request: Request, action: Action) -> bool:
-    """Whether the caller holds the model permission `action` needs."""
+def has_model_permission(request: Request, resource: Resource, action: Action | str) -> bool:
+    """Whether the caller holds the model permission `action` needs (an `Action`, or a
+    permission action such as `change` or an extra one like `publish`)."""
     user = get_user(request)
-    codename = get_resource(request).get_permission_codename(action.model_permission)
+    name = action.model_permission if isinstance(action, Action) else action
+    codename = resource.get_permission_codename(name)
     return bool(user.is_active and (user.is_superuser or user.has_perm(codename)))
 
 
-def _owner_condition(request: Request) -> ColumnElement[bool]:
-    resource = get_resource(request)
+def _owner_condition(request: Request, resource: Resource) -> ColumnElement[bool]:
     user = get_user(request)
     if not user.is_authenticated:
         return false()
@@ -90,8 +88,7 @@ def _owner_condition(request: Request) -> ColumnElement[bool]:
     return condition
 
 
-def _is_owner(request: Request, obj: Any) -> bool:
-    resource = get_resource(request)
+def _is_owner(request: Request, resource: Resource, obj: Any) -> bool:
     user = get_user(request)
     owner_field = resource.owner_field
     if owner_field is None or not user.is_authenticated:
@@ -106,13 +103,15 @@ def _as_condition(condition: QueryFilter) -> ColumnElement[bool]:
 class BasePermission:
     """Allows everything; subclasses override the questions they care about."""
 
-    def has_permission(self, request: Request, action: Action) -> bool:
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
         return True
 
-    def get_query_filter(self, request: Request, action: Action) -> QueryFilter:
+    def get_query_filter(self, request: Request, resource: Resource, action: Action) -> QueryFilter:
         return None
 
-    def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:
+    def has_object_permission(
+        self, request: Request, resource: Resource, action: Action, obj: Any
+    ) -> bool:
         return True
 
     def __and__(self, other: BasePermission) -> BasePermission:
@@ -132,21 +131,23 @@ class AND(BasePermission):
     def __init__(self, *operands: BasePermission) -> None:
         self.operands = operands
 
-    def has_permission(self, request: Request, action: Action) -> bool:
-        return all(op.has_permission(request, action) for op in self.operands)
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
+        return all(op.has_permission(request, resource, action) for op in self.operands)
 
-    def get_query_filter(self, request: Request, action: Action) -> QueryFilter:
+    def get_query_filter(self, request: Request, resource: Resource, action: Action) -> QueryFilter:
         conditions = [
             condition
             for op in self.operands
-            if (condition := op.get_query_filter(request, action)) is not None
+            if (condition := op.get_query_filter(request, resource, action)) is not None
         ]
         if not conditions:
             return None
         return conditions[0] if len(conditions) == 1 else and_(*conditions)
 
-    def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:
-        return all(op.has_object_permission(request, action, obj) for op in self.operands)
+    def has_object_permission(
+        self, request: Request, resource: Resource, action: Action, obj: Any
+    ) -> bool:
+        return all(op.has_object_permission(request, resource, action, obj) for op in self.operands)
 
     def __repr__(self) -> str:
         return "(" + " & ".join(map(repr, self.operands)) + ")"
@@ -158,21 +159,24 @@ class OR(BasePermission):
     def __init__(self, left: BasePermission, right: BasePermission) -> None:
         self.operands = (left, right)
 
-    def has_permission(self, request: Request, action: Action) -> bool:
-        return any(op.has_permission(request, action) for op in self.operands)
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
+        return any(op.has_permission(request, resource, action) for op in self.operands)
 
-    def get_query_filter(self, request: Request, action: Action) -> QueryFilter:
-        allowed = [op for op in self.operands if op.has_permission(request, action)]
-        conditions = [op.get_query_filter(request, action) for op in allowed]
+    def get_query_filter(self, request: Request, resource: Resource, action: Action) -> QueryFilter:
+        allowed = [op for op in self.operands if op.has_permission(request, resource, action)]
+        conditions = [op.get_query_filter(request, resource, action) for op in allowed]
         if not conditions:
             return false()
         if any(condition is None for condition in conditions):
             return None
         return or_(*(_as_condition(condition) for condition in conditions))
 
-    def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:
+    def has_object_permission(
+        self, request: Request, resource: Resource, action: Action, obj: Any
+    ) -> bool:
         return any(
-            op.has_permission(request, action) and op.has_object_permission(request, action, obj)
+            op.has_permission(request, resource, action)
+            and op.has_object_permission(request, resource, action, obj)
             for op in self.operands
         )
 
@@ -184,15 +188,17 @@ class NOT(BasePermission):
     def __init__(self, operand: BasePermission) -> None:
         self.operand = operand
 
-    def has_permission(self, request: Request, action: Action) -> bool:
-        return not self.operand.has_permission(request, action)
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
+        return not self.operand.has_permission(request, resource, action)
 
-    def get_query_filter(self, request: Request, action: Action) -> QueryFilter:
-        condition = self.operand.get_query_filter(request, action)
+    def get_query_filter(self, request: Request, resource: Resource, action: Action) -> QueryFilter:
+        condition = self.operand.get_query_filter(request, resource, action)
         return None if condition is None else not_(condition)
 
-    def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:
-        return not self.operand.has_object_permission(request, action, obj)
+    def has_object_permission(
+        self, request: Request, resource: Resource, action: Action, obj: Any
+    ) -> bool:
+        return not self.operand.has_object_permission(request, resource, action, obj)
 
     def __repr__(self) -> str:
         return f"~{self.operand!r}"
@@ -205,14 +211,14 @@ class AllowAny(BasePermission):
 class IsAuthenticated(BasePermission):
     """Any authenticated, active user."""
 
-    def has_permission(self, request: Request, action: Action) -> bool:
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
         return get_user(request).is_authenticated
 
 
 class IsStaff(BasePermission):
     """Active staff users (and superusers)."""
 
-    def has_permission(self, request: Request, action: Action) -> bool:
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
         user = get_user(request)
         return user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser)
 
@@ -220,7 +226,7 @@ class IsStaff(BasePermission):
 class IsSuperuser(BasePermission):
     """Active superusers only."""
 
-    def has_permission(self, request: Request, action: Action) -> bool:
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
         user = get_user(request)
         return user.is_authenticated and user.is_active and user.is_superuser
 
@@ -228,42 +234,46 @@ class IsSuperuser(BasePermission):
 class HasModelPermission(BasePermission):
     """The Django model permission of the action: `<app>.view_<model>` for reads, and so on."""
 
-    def has_permission(self, request: Request, action: Action) -> bool:
-        return has_model_permission(request, action)
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
+        return has_model_permission(request, resource, action)
 
 
 class IsOwner(BasePermission):
     """Authenticated users, on the rows whose `owner_field` is theirs."""
 
-    def has_permission(self, request: Request, action: Action) -> bool:
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
         return get_user(request).is_authenticated
 
-    def get_query_filter(self, request: Request, action: Action) -> QueryFilter:
-        return _owner_condition(request)
+    def get_query_filter(self, request: Request, resource: Resource, action: Action) -> QueryFilter:
+        return _owner_condition(request, resource)
 
-    def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:
-        return _is_owner(request, obj)
+    def has_object_permission(
+        self, request: Request, resource: Resource, action: Action, obj: Any
+    ) -> bool:
+        return _is_owner(request, resource, obj)
 
 
 class IsOwnerOrReadOnly(BasePermission):
     """Anyone reads every row; authenticated users create, and change only their own rows."""
 
-    def has_permission(self, request: Request, action: Action) -> bool:
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
         return action.is_read or get_user(request).is_authenticated
 
-    def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:
-        return action.is_read or _is_owner(request, obj)
+    def has_object_permission(
+        self, request: Request, resource: Resource, action: Action, obj: Any
+    ) -> bool:
+        return action.is_read or _is_owner(request, resource, obj)
 
 
 class PublicRead(BasePermission):
     """Anyone reads every row; nobody writes (combine with `|` to allow writes)."""
 
-    def has_permission(self, request: Request, action: Action) -> bool:
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
         return action.is_read
 
 
 class DefaultPolicy(BasePermission):
-    """The default of every resource (DESIGN.md, "Permissions").
+    """The default of every resource.
 
     Superusers may do everything. With an `owner_field`, authenticated users create
     rows (owned by them), read their own rows (every row with `public_read` or the
@@ -273,30 +283,29 @@ class DefaultPolicy(BasePermission):
     and only when `public_read`.
     """
 
-    def has_permission(self, request: Request, action: Action) -> bool:
+    def has_permission(self, request: Request, resource: Resource, action: Action) -> bool:
         user = get_user(request)
-        resource = get_resource(request)
         if action.is_read and resource.public_read:
             return True
         if not user.is_authenticated or not user.is_active:
             return False
         if user.is_superuser or resource.owner_field is not None:
             return True
-        return has_model_permission(request, action)
+        return has_model_permission(request, resource, action)
 
-    def get_query_filter(self, request: Request, action: Action) -> QueryFilter:
-        resource = get_resource(request)
+    def get_query_filter(self, request: Request, resource: Resource, action: Action) -> QueryFilter:
         if resource.owner_field is None or resource.public_read:
             return None
-        if has_model_permission(request, Action.RETRIEVE):
+        if has_model_permission(request, resource, Action.RETRIEVE):
             return None
-        if not action.is_read and has_model_permission(request, action):
+        if not action.is_read and has_model_permission(request, resource, action):
             return None  # "any row with the change/delete permission"
         # Otherwise writes look rows up in the caller's read scope: the rest is 404.
-        return _owner_condition(request)
+        return _owner_condition(request, resource)
 
-    def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:
-        resource = get_resource(request)
+    def has_object_permission(
+        self, request: Request, resource: Resource, action: Action, obj: Any
+    ) -> bool:
         if action.is_read or resource.owner_field is None or action is Action.CREATE:
             return True
-        return _is_owner(request, obj) or has_model_permission(request, action)
+        return _is_owner(request, resource, obj) or has_model_permission(request, resource, action)

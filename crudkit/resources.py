@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from fastapi import params
 from sqlalchemy import Column, Table, inspect, types
 from sqlalchemy.orm import Mapper, RelationshipDirection, RelationshipProperty
 
@@ -98,6 +99,8 @@ class Resource:
     """Relationships `?expand=` may include; default: those to registered models."""
     permissions: ClassVar[Sequence[BasePermission] | None] = None
     """Permission objects replacing `DefaultPolicy`; all must allow."""
+    dependencies: ClassVar[Sequence[params.Depends]] = ()
+    """FastAPI dependencies run on every API endpoint, after the app's: `[Depends(f)]`."""
     count: ClassVar[CountMode] = "exact"
     """How list `total` is computed: exact `count(*)`, the planner's estimate, or none."""
     admin: ClassVar[bool] = True
@@ -129,6 +132,8 @@ class Resource:
             f"{name}Update", self.writable_columns(create=False)
         )
         self.out_schema: type[OutSchema] = build_out_schema(f"{name}Out", self.readable_columns())
+        self.policy: BasePermission = self.get_permissions()
+        """The policy every channel asks (built once: `get_permissions()`)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} for {self.model.__name__}>"
@@ -208,6 +213,14 @@ class Resource:
                         f"{name}.permissions must hold permission instances "
                         f"(e.g. IsAuthenticated()), got {permission!r}"
                     )
+        if not isinstance(self.dependencies, Sequence) or not all(
+            isinstance(depends, params.Depends) and callable(depends.dependency)
+            for depends in self.dependencies
+        ):
+            raise ImproperlyConfigured(
+                f"{name}.dependencies must be a list of Depends(callable), "
+                f"got {self.dependencies!r}"
+            )
         if self.path is not None and not re.fullmatch(r"/?[A-Za-z0-9_\-]+", self.path):
             raise ImproperlyConfigured(
                 f"{name}.path must be one URL segment such as '/products', got {self.path!r}"
@@ -279,11 +292,22 @@ class Resource:
     # Overridable hooks.
 
     def get_permissions(self) -> BasePermission:
-        """The policy of this resource: `permissions` combined, or `DefaultPolicy`."""
+        """The policy of this resource: `permissions` combined, or `DefaultPolicy`.
+
+        Called once, at registration; the API, the admin and the Python write API
+        all ask the result (`Resource.policy`)."""
         if self.permissions is None:
             return DefaultPolicy()
         permissions = list(self.permissions)
         return permissions[0] if len(permissions) == 1 else AND(*permissions)
+
+    async def validate(
+        self, request: Request, values: dict[str, Any], obj: Any = None
+    ) -> dict[str, Any]:
+        """Object-level validation of every create (`obj` is None) and update, on every
+        channel: raise `crudkit.ValidationError({field: message})` to refuse, or return
+        the values (changed if need be). Runs after the model's `@validates` methods."""
+        return values
 
     async def before_create(self, request: Request, values: dict[str, Any]) -> dict[str, Any]:
         """Change the column values about to be inserted (owner already set)."""
@@ -297,3 +321,12 @@ class Resource:
 
     async def before_delete(self, request: Request, obj: Any) -> None:
         """Called before `obj` is deleted; raise an `HTTPError` to refuse."""
+
+    async def after_create(self, request: Request, obj: Any) -> None:
+        """Called with the new row inside the write's transaction: raising rolls it back."""
+
+    async def after_update(self, request: Request, obj: Any, previous: Any) -> None:
+        """Called with the row as written and as it was, inside the write's transaction."""
+
+    async def after_delete(self, request: Request, obj: Any) -> None:
+        """Called with the deleted row inside the write's transaction."""

@@ -6,14 +6,14 @@
     PATCH  /products/{id}     update; stale If-Match -> 412
     DELETE /products/{id}     delete -> 204; stale If-Match -> 412
 
-Every endpoint asks the resource's policy first (`has_permission`), reads rows only
-through the policy's query filter (what the caller may not see is 404), and asks
-`has_object_permission` on the row before changing it. Bodies are validated once
-by the generated schemas; rows are serialised straight to JSON bytes.
+Every endpoint asks the resource's policy first (`has_permission`), before the
+body is read; reads go through the policy's query filter (what the caller may not
+see is 404); writes go through the one write pipeline (`crudkit.writes`), which
+checks the row, validates, runs the hooks and records the history. Bodies are
+validated once by the generated schemas; rows are serialised straight to JSON bytes.
 """
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -21,30 +21,25 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic_core import to_json
 from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.convertors import PathConvertor
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from crudkit.apps import Apps
+from crudkit._fastapi import EndpointDependencies, RouteTable
 from crudkit.authentication import UserLike, resolve_user
 from crudkit.conf import Settings
 from crudkit.db import Database
-from crudkit.events import WriteEvent
 from crudkit.exceptions import (
-    Conflict,
-    HTTPError,
     Invalid,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
-    PreconditionFailed,
-    translate_db_error,
 )
 from crudkit.expansion import Expansion, parse_expand
 from crudkit.filters import FilterSet, order_by_clauses
 from crudkit.openapi import ResourceDocs, error_responses
 from crudkit.pagination import CursorCodec, Page, keyset_condition
-from crudkit.permissions import Action, BasePermission, has_model_permission
+from crudkit.permissions import Action
 from crudkit.queries import ResourceQueries, etag_matches, row_etag
 from crudkit.requests import (
     PathId,
@@ -54,6 +49,7 @@ from crudkit.requests import (
     parse_query,
 )
 from crudkit.resources import Resource
+from crudkit.writes import Caller, WritePipeline
 
 
 def json_response(content: Any, status_code: int = 200, **headers: str) -> Response:
@@ -64,13 +60,70 @@ class ResourceRoute(APIRoute):
     """A generated endpoint: described to OpenAPI by FastAPI, served without it.
 
     The endpoint takes the bare request and returns a response, so FastAPI's request
-    handler (dependency solving, exit stacks, response validation) would only add
-    cost. Errors propagate to the app's exception handlers, as from any route.
+    handler (body parsing, response validation) would only add cost. Its contract
+    holds all the same:
+
+    - Dependencies (the app's, the router's, the resource's) run as FastAPI runs
+      them, `app.dependency_overrides` applied, on the routes that declare some;
+      and an override of `get_user` gives every generated endpoint its caller.
+      A route without either solves nothing (`crudkit._fastapi`).
+    - Generated routes are matched before the others (`serve_resources_first`), yet
+      a route of the project whose path also matches the request serves it, however
+      and whenever it was added: this route then steps aside (no match), so the
+      router goes on to it (a 405 if only its method differs). Catch-alls (mounts,
+      `{path:path}` routes) above the resource's path, such as a single-page app's
+      fallback, come after generated routes, as their authors mean them to.
+
+    Errors propagate to the app's exception handlers, as from any route.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         super().__init__(path, endpoint, **options)
-        self.app = _serve(endpoint)
+        self.solver = EndpointDependencies(self)
+        self.app = _serve(endpoint, self.solver)
+        self.router: APIRouter | None = None
+        """The router serving this route (set by `add_routes`): its other routes go first."""
+        self._literal = self.path_format.split("{", 1)[0]
+        self._table: RouteTable | None = None
+        self._others: list[Any] = []
+        self._version = -1
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = APIRoute.matches(self, scope)
+        if match is Match.NONE or self.router is None or not self._taken(scope):
+            return match, child_scope
+        return Match.NONE, {}
+
+    def _taken(self, scope: Scope) -> bool:
+        """Whether another route of the router matches the request (by path at least)."""
+        table = self._table
+        if table is None:
+            assert self.router is not None
+            table = self._table = RouteTable(self.router)
+        elif not table.current():
+            table.refresh()  # a route was added or a router included: look again
+        if self._version != table.version:
+            self._others = [
+                route for original, route in table.routes if self._may_take(original, route)
+            ]
+            self._version = table.version
+        others = self._others
+        return bool(others) and any(route.matches(scope)[0] is not Match.NONE for route in others)
+
+    def _may_take(self, original: BaseRoute, route: Any) -> bool:
+        """Whether `route` could match a path of this route and is meant to serve it."""
+        if isinstance(original, ResourceRoute):
+            return False
+        path_format = getattr(route, "path_format", None)
+        if not isinstance(path_format, str):
+            return False  # matched by host (`Host`), not by path
+        literal = path_format.split("{", 1)[0]
+        # Two paths both match only if one route's literal start begins the other's.
+        if not (literal.startswith(self._literal) or self._literal.startswith(literal)):
+            return False
+        convertors = getattr(route, "param_convertors", {}).values()
+        catch_all = any(isinstance(convertor, PathConvertor) for convertor in convertors)
+        return not catch_all or len(literal) >= len(self._literal)
 
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -78,12 +131,24 @@ _PAGE_LIMIT = bindparam("crudkit_limit", type_=Integer())
 _PAGE_OFFSET = bindparam("crudkit_offset", type_=Integer())
 
 
-def _serve(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+def _serve(
+    endpoint: Callable[[Request], Awaitable[Response]], dependencies: EndpointDependencies
+) -> ASGIApp:
+    async def respond(request: Request) -> Response:
+        db: Database = request.app.state.db
+        async with db.request_connection():
+            return await endpoint(request)
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-        db: Database = request.app.state.db
         if scope["method"] in _WITH_BODY:
             await request.body()  # from the client before a pooled connection is held
+        if dependencies.needed():
+            # Dependencies run before the connection is leased: a yield dependency's
+            # exit outlives the endpoint, and may hold its own.
+            await dependencies.serve(request, respond, send)
+            return
+        db: Database = request.app.state.db
         # The caller's lookup and the endpoint's statements share one pooled
         # connection, back in the pool before the response is sent.
         async with db.request_connection():
@@ -112,19 +177,10 @@ class ResourceEndpoints:
         self._path_id = PathId(resource.pk_info)
         self._list_params = list_params_model(settings.page_size_default, settings.page_size_max)
         self._item_path: str | None = None
+        self._dependency_params: frozenset[str] = frozenset()
         self._plain_pages: dict[tuple[tuple[str, bool], ...], Select[Any]] = {}
 
     # Policy.
-
-    @contextmanager
-    def serving(self, request: Request) -> Iterator[BasePermission]:
-        """Point `request.state.resource` at this resource while its policy is asked."""
-        previous = getattr(request.state, "resource", None)
-        request.state.resource = self.resource
-        try:
-            yield self.resource.get_permissions()
-        finally:
-            request.state.resource = previous
 
     async def authorize(self, request: Request, action: Action) -> ColumnElement[bool] | None:
         """Authenticate the caller, then `check` them: refusals come before any parsing."""
@@ -133,25 +189,24 @@ class ResourceEndpoints:
 
     def check(self, request: Request, action: Action) -> ColumnElement[bool] | None:
         """Refuse the request (401/403) or return the caller's row filter for `action`."""
-        request.state.resource = self.resource
-        policy = self.resource.get_permissions()
-        if not policy.has_permission(request, action):
+        resource = self.resource
+        policy = resource.policy
+        if not policy.has_permission(request, resource, action):
             user: UserLike = request.scope["user"]
             if not user.is_authenticated:
                 raise NotAuthenticated()
             raise PermissionDenied()
-        return policy.get_query_filter(request, action)
+        return policy.get_query_filter(request, resource, action)
 
     def can_read(self, request: Request) -> bool:
-        with self.serving(request) as policy:
-            return policy.has_permission(request, Action.LIST)
+        return self.resource.policy.has_permission(request, self.resource, Action.LIST)
 
     def read_filter(self, request: Request) -> ColumnElement[bool] | None:
-        with self.serving(request) as policy:
-            return policy.get_query_filter(request, Action.LIST)
+        return self.resource.policy.get_query_filter(request, self.resource, Action.LIST)
 
     def check_object(self, request: Request, action: Action, row: Row[Any]) -> None:
-        if not self.resource.get_permissions().has_object_permission(request, action, row):
+        resource = self.resource
+        if not resource.policy.has_object_permission(request, resource, action, row):
             if action.is_read:
                 raise NotFound()
             raise PermissionDenied()
@@ -173,76 +228,9 @@ class ResourceEndpoints:
     def route_name(self, action: str) -> str:
         return f"{self.resource.app_label}.{self.resource.model_name}-{action}"
 
-    async def notify(
-        self,
-        request: Request,
-        conn: AsyncConnection,
-        action: Action,
-        before: Row[Any] | None,
-        after: Row[Any] | None,
-    ) -> None:
-        """Tell installed apps (the history) about a write, inside its transaction."""
-        apps: Apps = request.app.state.apps
-        if not apps.write_hooks:
-            return
-        row = after if after is not None else before
-        assert row is not None
-        await apps.notify_write(
-            conn,
-            WriteEvent(
-                resource=self.resource,
-                action=action,
-                channel="api",
-                user=request.scope.get("user"),
-                request_id=getattr(request.state, "request_id", None),
-                object_id=row._mapping[self.pk_key],
-                before=None if before is None else dict(before._mapping),
-                after=None if after is None else dict(after._mapping),
-            ),
-        )
-
-    def check_owner_change(
-        self, request: Request, row: Row[Any], values: Mapping[str, Any]
-    ) -> None:
-        """Only holders of the change permission give a row to another owner."""
-        owner = self.resource.owner_field
-        if owner is None or owner not in values or values[owner] == row._mapping[owner]:
-            return
-        with self.serving(request):
-            if not has_model_permission(request, Action.UPDATE):
-                raise PermissionDenied(
-                    f"Changing {owner} needs the "
-                    f"{self.resource.get_permission_codename('change')} permission."
-                )
-
-    def check_if_match(self, request: Request, row: Row[Any]) -> bool:
-        """Refuse a stale `If-Match` (412); whether the write must be compare-and-swap."""
-        header = request.headers.get("if-match")
-        if header is None:
-            return False
-        if not etag_matches(header, row_etag(row)):
-            raise PreconditionFailed()
-        return True
-
-    async def write_error(
-        self, request: Request, exc: DBAPIError, values: Mapping[str, Any]
-    ) -> HTTPError:
-        """The HTTP error a failed write means, naming the field when the database did not."""
-        error = translate_db_error(exc, self.resource.table)
-        if isinstance(error, Invalid) and error.detail[0]["type"] == "foreign_key":
-            loc = error.detail[0]["loc"]
-            if loc[-1] not in self.resource.columns:
-                async with self.db(request).read() as conn:
-                    field = await self.queries.missing_reference(conn, values)
-                if field is not None:
-                    error = Invalid.single(
-                        ["body", field],
-                        f"{field} refers to a row that does not exist.",
-                        "foreign_key",
-                    )
-        return error
-
     def _reject_unknown_params(self, request: Request, allowed: set[str]) -> None:
+        if self._dependency_params:
+            allowed = allowed | self._dependency_params  # read by the route's dependencies
         unknown = [name for name in request.query_params if name not in allowed]
         if unknown:
             names = ", ".join(sorted(allowed))
@@ -366,16 +354,9 @@ class ResourceEndpoints:
         self._reject_unknown_params(request, set())
         body = await parse_body(self.resource.create_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
-        resource = self.resource
-        if resource.owner_field is not None:
-            values[resource.owner_field] = request.scope["user"].id
-        values = await resource.before_create(request, values)
-        try:
-            async with self.db(request).writer() as writer:
-                row = await self.queries.insert(writer, values)
-                await self.notify(request, writer.connection, Action.CREATE, None, row)
-        except DBAPIError as exc:
-            raise await self.write_error(request, exc, values) from exc
+        row = await WritePipeline.of(request.app).create(
+            self.resource, values, Caller(request), authorized=True
+        )
         return json_response(
             self.queries.public(row),
             201,
@@ -389,47 +370,27 @@ class ResourceEndpoints:
         self._reject_unknown_params(request, set())
         body = await parse_body(self.resource.update_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
-        try:
-            async with self.db(request).writer() as writer:
-                row = await self.queries.get(writer, pk, scope)
-                if row is None:
-                    raise NotFound()
-                self.check_object(request, Action.UPDATE, row)
-                self.check_owner_change(request, row, values)
-                conditional = self.check_if_match(request, row)
-                values = await self.resource.before_update(request, row, values)
-                if values:
-                    updated = await self.queries.update(
-                        writer, row, values, if_unchanged=conditional
-                    )
-                    if updated is None:
-                        raise PreconditionFailed() if conditional else NotFound()
-                    await self.notify(request, writer.connection, Action.UPDATE, row, updated)
-                    row = updated
-        except DBAPIError as exc:
-            raise await self.write_error(request, exc, values) from exc
+        row = await WritePipeline.of(request.app).update(
+            self.resource,
+            pk,
+            values,
+            Caller(request),
+            scope=scope,
+            if_match=request.headers.get("if-match"),
+        )
         return json_response(self.queries.public(row), ETag=row_etag(row))
 
     async def delete(self, request: Request) -> Response:
         scope = await self.authorize(request, Action.DELETE)
         pk = self._path_id(request)
         self._reject_unknown_params(request, set())
-        try:
-            async with self.db(request).writer() as writer:
-                row = await self.queries.get(writer, pk, scope)
-                if row is None:
-                    raise NotFound()
-                self.check_object(request, Action.DELETE, row)
-                conditional = self.check_if_match(request, row)
-                await self.resource.before_delete(request, row)
-                if not await self.queries.delete(writer, row, if_unchanged=conditional):
-                    raise PreconditionFailed() if conditional else NotFound()
-                await self.notify(request, writer.connection, Action.DELETE, row, None)
-        except DBAPIError as exc:
-            error = translate_db_error(exc, self.resource.table)
-            if isinstance(error, Invalid) and error.detail[0]["type"] == "foreign_key":
-                error = Conflict("Other rows still refer to this one; delete or change them first.")
-            raise error from exc
+        await WritePipeline.of(request.app).delete(
+            self.resource,
+            pk,
+            Caller(request),
+            scope=scope,
+            if_match=request.headers.get("if-match"),
+        )
         return Response(status_code=204)
 
     # The router.
@@ -446,7 +407,13 @@ class ResourceEndpoints:
         one = base + "/{id}"
         self._item_path = base + "/"
         out = resource.out_schema
-        docs = ResourceDocs(self)
+        docs = ResourceDocs(
+            resource,
+            self.settings,
+            self.filters,
+            expansions=self.expansions,
+            list_params=self.allowed_params,
+        )
         routes: list[tuple[str, Callable[..., Any], str, str, dict[str, Any]]] = [
             (base, self.list, "GET", f"List {resource.name_plural}", {
                 "response_model": Page[out],  # type: ignore[valid-type]
@@ -485,8 +452,28 @@ class ResourceEndpoints:
                 name=self.route_name(endpoint.__name__),
                 summary=summary,
                 tags=tags,
+                dependencies=list(resource.dependencies),
                 **options,
             )
+            route = router.routes[-1]
+            assert isinstance(route, ResourceRoute)
+            route.router = router
+            declared = route.solver.parameters
+            if declared or route.solver.authenticates:
+                # What the dependencies read FastAPI documents from the dependant (their
+                # parameters, the bearer scheme); the endpoint accepts their query
+                # parameters; the hand-written description keeps the rest, so nothing
+                # is listed twice.
+                self._dependency_params |= {name for where, name in declared if where == "query"}
+                extra = dict(route.openapi_extra or {})
+                extra["parameters"] = [
+                    parameter
+                    for parameter in extra.get("parameters", [])
+                    if (parameter["in"], parameter["name"]) not in declared
+                ]
+                if route.solver.authenticates:
+                    extra.pop("security", None)
+                route.openapi_extra = extra
 
 
 def link_expansions(endpoints: Mapping[type[Any], ResourceEndpoints]) -> None:

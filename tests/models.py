@@ -20,8 +20,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 import crudkit
 
@@ -114,3 +116,48 @@ class ShelfItem(crudkit.Model):
     shelf_id: Mapped[int] = mapped_column(ForeignKey("test_shelf.id"))
     owner_id: Mapped[int] = mapped_column(ForeignKey("auth_user.id"))
     shelf: Mapped[Shelf] = relationship(back_populates="items", lazy="raise")
+
+
+class Label(crudkit.Model):
+    """A model with a SQLAlchemy `@validates` method, for the write pipeline's tests."""
+
+    __tablename__ = "test_label"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("auth_user.id"))
+
+    @validates("name")
+    def _check_name(self, key: str, value: str) -> str:
+        if "forbidden" in value.lower():
+            raise ValueError("Labels may not say 'forbidden'.")
+        return value.strip()
+
+
+def _slug(context: Any) -> str:
+    """A default computed from the other values of the row being inserted."""
+    return str(context.get_current_parameters()["label"]).lower().replace(" ", "-")
+
+
+def _serial(context: Any) -> int:
+    """A default that runs a query on the statement's own connection and transaction."""
+    counted = select(func.count()).select_from(Stamp.__table__)
+    return int(context.connection.scalar(counted)) + 1
+
+
+def _edited(context: Any) -> str:
+    """An `onupdate` that reads the values of the UPDATE and the connection's dialect."""
+    label = context.get_current_parameters().get("label")
+    return f"{context.connection.dialect.name}: {label}"
+
+
+class Stamp(crudkit.Model):
+    """Python-side defaults that take SQLAlchemy's execution context."""
+
+    __tablename__ = "test_stamp"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(50))
+    slug: Mapped[str] = mapped_column(String(60), default=_slug)
+    serial: Mapped[int] = mapped_column(default=_serial)
+    edited: Mapped[str | None] = mapped_column(String(80), onupdate=_edited)

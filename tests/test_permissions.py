@@ -13,10 +13,11 @@ from starlette.requests import Request
 
 import crudkit
 from crudkit.contrib.auth.models import Group, Permission, group_permissions, user_groups
+from crudkit.contrib.auth.testing import create_user
 from crudkit.contrib.auth.users import load_user
 from crudkit.db import table_of
 from crudkit.permissions import Action
-from crudkit.testing import create_user, database
+from crudkit.testing import database
 from tests.models import Gadget
 
 
@@ -45,8 +46,8 @@ def resource() -> crudkit.Resource:
     return registry[Gadget]
 
 
-def request_for(resource: crudkit.Resource, user: object) -> Request:
-    return Request({"type": "http", "user": user, "state": {"resource": resource}})
+def request_for(user: object) -> Request:
+    return Request({"type": "http", "user": user})
 
 
 def sql(condition: ColumnElement[bool] | None) -> str | None:
@@ -64,36 +65,42 @@ THEIRS = SimpleNamespace(owner_id=8)
 
 def test_is_owner(resource: crudkit.Resource) -> None:
     permission = crudkit.IsOwner()
-    request = request_for(resource, FakeUser())
-    assert permission.has_permission(request, Action.LIST)
-    assert sql(permission.get_query_filter(request, Action.LIST)) == "test_gadget.owner_id = 7"
-    assert permission.has_object_permission(request, Action.UPDATE, OWN)
-    assert not permission.has_object_permission(request, Action.UPDATE, THEIRS)
-    assert not permission.has_permission(request_for(resource, ANON), Action.LIST)
+    request = request_for(FakeUser())
+    assert permission.has_permission(request, resource, Action.LIST)
+    assert (
+        sql(permission.get_query_filter(request, resource, Action.LIST))
+        == "test_gadget.owner_id = 7"
+    )
+    assert permission.has_object_permission(request, resource, Action.UPDATE, OWN)
+    assert not permission.has_object_permission(request, resource, Action.UPDATE, THEIRS)
+    assert not permission.has_permission(request_for(ANON), resource, Action.LIST)
 
 
 def test_or_unions_rows_of_the_allowed_side(resource: crudkit.Resource) -> None:
     viewer = FakeUser(perms=frozenset({"tests.view_gadget"}))
     either = crudkit.IsOwner() | crudkit.HasModelPermission()
-    assert sql(either.get_query_filter(request_for(resource, viewer), Action.LIST)) is None
-    plain = request_for(resource, FakeUser())
+    assert sql(either.get_query_filter(request_for(viewer), resource, Action.LIST)) is None
+    plain = request_for(FakeUser())
     # HasModelPermission refuses plain users, so only the owner's rows remain.
-    assert sql(either.get_query_filter(plain, Action.LIST)) == "test_gadget.owner_id = 7"
-    assert either.has_object_permission(plain, Action.RETRIEVE, OWN)
-    assert not either.has_object_permission(plain, Action.RETRIEVE, THEIRS)
-    assert either.has_object_permission(request_for(resource, viewer), Action.RETRIEVE, THEIRS)
+    assert sql(either.get_query_filter(plain, resource, Action.LIST)) == "test_gadget.owner_id = 7"
+    assert either.has_object_permission(plain, resource, Action.RETRIEVE, OWN)
+    assert not either.has_object_permission(plain, resource, Action.RETRIEVE, THEIRS)
+    assert either.has_object_permission(request_for(viewer), resource, Action.RETRIEVE, THEIRS)
 
 
 def test_and_and_not(resource: crudkit.Resource) -> None:
-    request = request_for(resource, FakeUser())
+    request = request_for(FakeUser())
     both = crudkit.IsAuthenticated() & crudkit.IsOwner()
-    assert both.has_permission(request, Action.CREATE)
-    assert sql(both.get_query_filter(request, Action.LIST)) == "test_gadget.owner_id = 7"
+    assert both.has_permission(request, resource, Action.CREATE)
+    assert sql(both.get_query_filter(request, resource, Action.LIST)) == "test_gadget.owner_id = 7"
     not_staff = ~crudkit.IsStaff()
-    assert not_staff.has_permission(request, Action.LIST)
-    assert not not_staff.has_permission(request_for(resource, FakeUser(is_staff=True)), Action.LIST)
+    assert not_staff.has_permission(request, resource, Action.LIST)
+    staff = request_for(FakeUser(is_staff=True))
+    assert not not_staff.has_permission(staff, resource, Action.LIST)
     others = ~crudkit.IsOwner()
-    assert sql(others.get_query_filter(request, Action.LIST)) == "test_gadget.owner_id != 7"
+    assert (
+        sql(others.get_query_filter(request, resource, Action.LIST)) == "test_gadget.owner_id != 7"
+    )
 
 
 def test_list_of_permissions_means_all(resource: crudkit.Resource) -> None:
@@ -104,26 +111,27 @@ def test_list_of_permissions_means_all(resource: crudkit.Resource) -> None:
         owner_field = "owner_id"
         permissions = [crudkit.IsStaff(), crudkit.IsOwnerOrReadOnly()]
 
-    policy = registry[Gadget].get_permissions()
-    staff = request_for(registry[Gadget], FakeUser(is_staff=True))
-    assert policy.has_permission(staff, Action.UPDATE)
-    assert policy.has_object_permission(staff, Action.RETRIEVE, THEIRS)
-    assert not policy.has_object_permission(staff, Action.UPDATE, THEIRS)
-    assert not policy.has_permission(request_for(registry[Gadget], FakeUser()), Action.LIST)
+    strict = registry[Gadget]
+    policy = strict.policy
+    staff = request_for(FakeUser(is_staff=True))
+    assert policy.has_permission(staff, strict, Action.UPDATE)
+    assert policy.has_object_permission(staff, strict, Action.RETRIEVE, THEIRS)
+    assert not policy.has_object_permission(staff, strict, Action.UPDATE, THEIRS)
+    assert not policy.has_permission(request_for(FakeUser()), strict, Action.LIST)
 
 
 def test_inactive_superuser_has_nothing(resource: crudkit.Resource) -> None:
-    request = request_for(resource, FakeUser(is_superuser=True, is_active=False))
-    assert not crudkit.IsSuperuser().has_permission(request, Action.LIST)
-    assert not crudkit.HasModelPermission().has_permission(request, Action.LIST)
-    assert not crudkit.DefaultPolicy().has_permission(request, Action.CREATE)
+    request = request_for(FakeUser(is_superuser=True, is_active=False))
+    assert not crudkit.IsSuperuser().has_permission(request, resource, Action.LIST)
+    assert not crudkit.HasModelPermission().has_permission(request, resource, Action.LIST)
+    assert not crudkit.DefaultPolicy().has_permission(request, resource, Action.CREATE)
 
 
 def test_public_read_and_allow_any(resource: crudkit.Resource) -> None:
-    anonymous = request_for(resource, ANON)
-    assert crudkit.PublicRead().has_permission(anonymous, Action.LIST)
-    assert not crudkit.PublicRead().has_permission(anonymous, Action.DELETE)
-    assert crudkit.AllowAny().has_permission(anonymous, Action.DELETE)
+    anonymous = request_for(ANON)
+    assert crudkit.PublicRead().has_permission(anonymous, resource, Action.LIST)
+    assert not crudkit.PublicRead().has_permission(anonymous, resource, Action.DELETE)
+    assert crudkit.AllowAny().has_permission(anonymous, resource, Action.DELETE)
 
 
 async def test_permissions_come_from_groups_and_directly(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ that may be left blank on edit (a write-only secret keeps its value).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from markupsafe import Markup
@@ -19,7 +20,22 @@ from wtforms.validators import DataRequired, InputRequired, Optional
 
 from crudkit.contrib.admin.context import current_request
 from crudkit.contrib.admin.csrf import get_token, hidden_input
-from crudkit.contrib.admin.writes import VERSION_FIELD
+
+VERSION_FIELD = "crudkit_version"
+"""The edit form's hidden field holding the version of the row it was opened on."""
+
+_FORM_KEY = "crudkit_form"
+
+
+def add_field_errors(request: Request, errors: Mapping[str | None, list[str]]) -> None:
+    """Show `errors` on the fields of the form this request is saving (when it has one)."""
+    form = request.scope.get(_FORM_KEY)
+    if form is None:
+        return
+    for name, messages in errors.items():
+        if name is not None and name in form:
+            field = form[name]
+            field.errors = [*field.errors, *messages]
 
 
 class FormOwner(Protocol):
@@ -45,6 +61,7 @@ class AdminForm(Form):  # type: ignore[misc]  # wtforms ships no type hints
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         request = current_request()
+        request.scope[_FORM_KEY] = self  # the form a refused save reports back to
         self.is_create = "pk" not in request.path_params
         if self.is_create:
             del self[VERSION_FIELD]

@@ -71,18 +71,10 @@ class ResourceLoader(QueryAjaxModelLoader):
             return None
 
     def _scoped(self, request: Request, stmt: Select[Any]) -> Select[Any] | None:
-        """`stmt` narrowed to the target rows the user may read; None if they may read none.
-
-        The target's policy reads its resource from `request.state.resource`, as in
-        the API; the form's own resource is put back afterwards, for its hooks.
-        """
-        previous = getattr(request.state, "resource", None)
-        try:
-            if not self.policy.has_permission(request, Action.LIST):
-                return None
-            return self.policy.scope(stmt, request, Action.LIST)
-        finally:
-            request.state.resource = previous
+        """`stmt` narrowed to the target rows the user may read; None if they may read none."""
+        if not self.policy.has_permission(request, Action.LIST):
+            return None
+        return self.policy.scope(stmt, request, Action.LIST)
 
     async def get_list(self, request: Request, term: str) -> list[Any]:
         """The rows matching `term`; 403 for a field not on the user's form, or a target

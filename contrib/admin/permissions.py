@@ -1,24 +1,23 @@
-"""The admin asks each resource's own permission objects, as the API does.
+"""The admin asks each resource's own policy, exactly as the API does.
 
 sqladmin names what a page does (`list`, `details`, `create`, `edit`,
 `delete`, `export`); `AdminPolicy` translates that into crudkit's `Action` and
-puts the question to the resource's permissions (`Resource.get_permissions()`),
-with `request.user` and `request.state.resource` set exactly as the API sets
-them. Two admin rules sit on top, as in Django's admin:
+puts the question to the resource's policy (`Resource.policy`), passing the
+resource as the API does. So a staff user sees a model when the API would let
+them read some of its rows, the list holds exactly the rows the API would list
+for them (`public_read` rows included), and create, edit and delete are offered
+and accepted exactly where the API would accept them: a staff user who owns a
+row edits it here as through the API. Users, groups, permissions and the
+history have no owner and are not public, so their pages need their model
+permissions, as in Django's admin.
 
-- `public_read` opens a resource to anonymous API readers, not to the admin:
-  the admin sees the resource with it off, so a model without the `view`
-  permission stays hidden (owner-scoped models still show their own rows);
-- creating, changing and deleting need the model's `add`/`change`/`delete`
-  permission, even where the API lets owners write their own rows.
-
-Row scoping is the resource's own `get_query_filter`, applied in SQL to the
+Row scoping is the policy's own `get_query_filter`, applied in SQL to the
 list, its count, and every single-row lookup, so a row out of scope is 404.
+A view may be given another policy (`AdminPolicy(resource, policy)`).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from sqladmin.authorization import Action as AdminAction
@@ -27,7 +26,7 @@ from sqlalchemy import Select
 from starlette.requests import Request
 
 from crudkit.contrib.admin.context import set_current_request
-from crudkit.permissions import Action, has_model_permission
+from crudkit.permissions import Action, BasePermission
 
 if TYPE_CHECKING:
     from crudkit.resources import Resource
@@ -48,43 +47,24 @@ def admin_action(name: str) -> Action:
     return ACTIONS.get(name, Action.UPDATE)
 
 
-def _as_admin_sees_it(resource: Resource) -> Resource:
-    """The resource with `public_read` off: public reading is for the API, not the admin."""
-    if not resource.public_read:
-        return resource
-    clone = copy.copy(resource)
-    vars(clone)["public_read"] = False
-    return clone
-
-
 class AdminPolicy:
-    """One resource's permissions, asked on behalf of an admin page."""
+    """One resource's policy, asked on behalf of an admin page."""
 
-    def __init__(self, resource: Resource) -> None:
+    def __init__(self, resource: Resource, policy: BasePermission | None = None) -> None:
         self.resource = resource
-        self.scoped_resource = _as_admin_sees_it(resource)
-        self.permissions = resource.get_permissions()
-
-    def _enter(self, request: Request) -> None:
-        # Permission objects read the resource from the request, as in the API.
-        request.state.resource = self.scoped_resource
+        self.permissions = policy if policy is not None else resource.policy
 
     def has_permission(self, request: Request, action: Action) -> bool:
-        self._enter(request)
-        if not action.is_read and not has_model_permission(request, action):
-            return False
-        return self.permissions.has_permission(request, action)
+        return self.permissions.has_permission(request, self.resource, action)
 
     def has_object_permission(self, request: Request, action: Action, obj: Any) -> bool:
-        self._enter(request)
         return self.has_permission(request, action) and self.permissions.has_object_permission(
-            request, action, obj
+            request, self.resource, action, obj
         )
 
     def scope(self, stmt: Select[Any], request: Request, action: Action) -> Select[Any]:
         """`stmt` narrowed to the rows the caller may see for `action`."""
-        self._enter(request)
-        condition = self.permissions.get_query_filter(request, action)
+        condition = self.permissions.get_query_filter(request, self.resource, action)
         return stmt if condition is None else stmt.where(condition)
 
 

@@ -5,7 +5,7 @@ form has a `password` field instead, checked against the same rules as the
 API's (length, numeric, similarity, common passwords), required when adding a
 user and left blank on edit to keep the current one; it is hashed with
 `hash_password` before the row is written. A new password bumps
-`token_version` (a model event), ending the user's other sessions.
+`token_version` (`UserResource.before_update`), ending the user's other sessions.
 
 Only superusers see and set `is_staff`, `is_superuser`, groups and direct
 permissions, and only superusers may change or delete a superuser: a staff
@@ -90,7 +90,7 @@ class UserView(ResourceView):
         password = data.pop(PASSWORD_FIELD, None)
         await super().on_model_change(data, model, is_created, request)
         if password:
-            model.hashed_password = await to_thread.run_sync(hash_password, password)
+            data["hashed_password"] = await to_thread.run_sync(hash_password, password)
 
     async def after_model_change(
         self, data: dict[str, Any], model: Any, is_created: bool, request: Request

@@ -36,6 +36,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crudkit.apps import Apps
+from crudkit.contrib.admin._sqladmin import (
+    column_labels,
+    form_prop_names,
+    list_prop_names,
+    set_ajax_lookups,
+)
 from crudkit.contrib.admin.context import current_request
 from crudkit.contrib.admin.counting import (
     DEFAULT_LIMIT,
@@ -45,17 +51,15 @@ from crudkit.contrib.admin.counting import (
 )
 from crudkit.contrib.admin.errors import (
     FormError,
-    describe_http_error,
-    describe_validation_error,
 )
-from crudkit.contrib.admin.forms import AdminForm
+from crudkit.contrib.admin.forms import VERSION_FIELD, AdminForm
 from crudkit.contrib.admin.lookups import ResourceLoader, loaders_for
 from crudkit.contrib.admin.options import view_attributes
 from crudkit.contrib.admin.permissions import AdminPolicy
-from crudkit.contrib.admin.writes import VERSION_FIELD, RowWriter, object_version
-from crudkit.exceptions import HTTPError, ImproperlyConfigured
+from crudkit.contrib.admin.writes import RowWriter, object_version
+from crudkit.exceptions import ImproperlyConfigured
 from crudkit.filters import FilterSet
-from crudkit.permissions import Action, get_user
+from crudkit.permissions import Action
 from crudkit.resources import Resource
 
 HISTORY_TEMPLATE = "crudkit_admin/object_history.html"
@@ -86,13 +90,13 @@ class ResourceView(ModelView):
         self._pk_adapter: TypeAdapter[Any] = TypeAdapter(pk_type)
         self._search = FilterSet(resource.columns, [], list(resource.search_fields), [])
         self.form_links: list[RelationshipProperty[Any]] = [
-            prop for prop in resource.mapper.relationships if prop.key in self._form_prop_names
+            prop for prop in resource.mapper.relationships if prop.key in form_prop_names(self)
         ]
         """The many-to-many relationships on the form."""
-        self.lookups: dict[str, ResourceLoader] = loaders_for(self, self._form_prop_names)
+        self.lookups: dict[str, ResourceLoader] = loaders_for(self, form_prop_names(self))
         """The form fields that choose rows of another resource, by name."""
-        self._form_ajax_refs = dict(self.lookups)  # sqladmin renders these as ajax selects
-        self.references: dict[str, ResourceLoader] = loaders_for(self, self._list_prop_names)
+        set_ajax_lookups(self, dict(self.lookups))
+        self.references: dict[str, ResourceLoader] = loaders_for(self, list_prop_names(self))
         """The listed foreign keys, shown by the name of the row they refer to."""
         self.writer = RowWriter(self)
 
@@ -123,7 +127,7 @@ class ResourceView(ModelView):
     async def get_form_data_for_edit(self, obj: Any) -> dict[str, Any]:
         # sqladmin's version looks related rows up again, unscoped; here the row's own
         # foreign-key values are the data, and the lookups show them (`format_by_pk`).
-        data = {WTFORMS_ATTRS.get(name, name): getattr(obj, name) for name in self._form_prop_names}
+        data = {WTFORMS_ATTRS.get(name, name): getattr(obj, name) for name in form_prop_names(self)}
         for key in self.resource.write_only_fields:
             data[key] = None  # never sent back to the browser
         data[VERSION_FIELD] = object_version(self.resource, obj)
@@ -209,15 +213,7 @@ class ResourceView(ModelView):
         self._found(model)
         return await super().check_can_delete(request, model)
 
-    # Saving: the resource's validation and hooks, and errors as form messages.
-
-    def _validate(self, values: dict[str, Any]) -> None:
-        schema = self.resource.update_schema
-        checked = {key: value for key, value in values.items() if key in schema.model_fields}
-        try:
-            schema.model_validate(checked)
-        except ValidationError as exc:
-            raise FormError(describe_validation_error(exc)) from None
+    # Saving: through the write pipeline (`writes.py`), errors as form messages.
 
     async def _check_choices(
         self, request: Request, data: dict[str, Any], model: Any, is_created: bool
@@ -226,7 +222,7 @@ class ResourceView(ModelView):
         for name, loader in self.lookups.items():
             if name not in data:
                 continue
-            label = self._column_labels.get(name, name)
+            label = column_labels(self).get(name, name)
             if name in self.resource.columns:  # a foreign key
                 raw = data[name]
                 key = None if raw in (None, "", "__None") else loader.parse(raw)
@@ -239,6 +235,7 @@ class ResourceView(ModelView):
                 keys = {loader.parse(raw) for raw in data[name] or ()}
                 if None in keys:
                     raise FormError(f"{label}: not a valid choice.")
+                data[name] = sorted(keys)
                 current = (
                     set()
                     if is_created
@@ -252,24 +249,14 @@ class ResourceView(ModelView):
     async def on_model_change(
         self, data: dict[str, Any], model: Any, is_created: bool, request: Request
     ) -> None:
-        resource = self.resource
+        """Before a save: blank write-only fields keep their value on edit, and the rows
+        chosen in lookups become keys, each one a row the user may read. Validation and
+        the resource's hooks run in the write pipeline."""
         if not is_created:
             for key in self.get_optional_on_edit():
                 if not data.get(key):
                     data.pop(key, None)
         await self._check_choices(request, data, model, is_created)
-        values = {key: value for key, value in data.items() if key in resource.columns}
-        self._validate(values)
-        try:
-            if is_created:
-                if resource.owner_field is not None:
-                    values[resource.owner_field] = get_user(request).id
-                values = await resource.before_create(request, values)
-            else:
-                values = await resource.before_update(request, model, values)
-        except HTTPError as exc:
-            raise FormError(describe_http_error(exc)) from None
-        data.update(values)
 
     async def insert_model(self, request: Request, data: dict[str, Any]) -> Any:
         return await self.writer.insert(request, data)
@@ -277,15 +264,11 @@ class ResourceView(ModelView):
     async def update_model(self, request: Request, pk: str, data: dict[str, Any]) -> Any:
         return await self.writer.update(request, pk, data)
 
-    async def on_model_delete(self, model: Any, request: Request) -> None:
-        try:
-            await self.resource.before_delete(request, model)
-        except HTTPError as exc:
-            raise FormError(describe_http_error(exc)) from None
-
     async def delete_model(self, request: Request, pk: Any) -> None:
         obj = await self.get_object_for_delete(pk)
         self._found(obj)
+        if not self.policy.has_object_permission(request, Action.DELETE, obj):
+            raise HTTPException(403)
         await self.on_model_delete(obj, request)
         await self.writer.delete(request, pk, obj)
 

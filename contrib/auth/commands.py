@@ -15,19 +15,17 @@ import asyncio
 import os
 import re
 import sys
-from typing import Any
 
 import click
-from sqlalchemy import inspect, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudkit.cli import CommandError, Project, pass_project
 from crudkit.contrib.auth.hashing import hash_password
 from crudkit.contrib.auth.models import User
 from crudkit.contrib.auth.passwords import password_problems
-from crudkit.events import WriteEvent
-from crudkit.permissions import Action
+from crudkit.exceptions import Conflict
+from crudkit.writes import Caller, WritePipeline
 
 USERNAME_ENV = "CRUDKIT_SUPERUSER_USERNAME"
 EMAIL_ENV = "CRUDKIT_SUPERUSER_EMAIL"
@@ -124,65 +122,39 @@ async def _create_user(
         else:
             password = read_new_password()
         check_password(password, username=username, email=email)
-        user = User(
-            username=username,
-            email=email,
-            hashed_password=hash_password(password),
-            is_staff=is_staff,
-            is_superuser=is_superuser,
-        )
+        values = {
+            "username": username,
+            "email": email,
+            "hashed_password": hash_password(password),
+            "is_staff": is_staff,
+            "is_superuser": is_superuser,
+        }
+        pipeline = WritePipeline(db, project.apps)
         try:
-            async with db.session() as session:
-                session.add(user)
-                await session.flush()
-                await _record(project, session, Action.CREATE, None, user)
-        except IntegrityError:  # created by someone else meanwhile
+            await pipeline.create(User, values, _caller(pipeline))
+        except Conflict:  # created by someone else meanwhile
             raise CommandError(f"a user named {username!r} already exists") from None
     return username
 
 
 async def _change_password(project: Project, username: str) -> None:
-    async with project.database() as db, db.session() as session:
-        user = await _find(session, username)
+    async with project.database() as db:
+        async with db.session() as session:
+            user = await _find(session, username)
         if user is None:
             raise CommandError(f"user {username!r} does not exist")
         click.echo(f"Changing password for user {username!r}")
         password = read_new_password()
         check_password(password, username=user.username, email=user.email)
-        before = _values(user)
-        # Through the ORM, so the model's listener bumps token_version: old tokens die.
-        user.hashed_password = hash_password(password)
-        await session.flush()
-        await _record(project, session, Action.UPDATE, before, user)
+        # The new hash bumps token_version (`UserResource.before_update`): old tokens die.
+        pipeline = WritePipeline(db, project.apps)
+        values = {"hashed_password": hash_password(password)}
+        await pipeline.update(User, user.id, values, _caller(pipeline))
 
 
-def _values(user: User) -> dict[str, Any]:
-    return {prop.key: getattr(user, prop.key) for prop in inspect(User).column_attrs}
-
-
-async def _record(
-    project: Project,
-    session: AsyncSession,
-    action: Action,
-    before: dict[str, Any] | None,
-    user: User,
-) -> None:
-    """Tell installed apps (the history) about the write, inside its transaction."""
-    apps = project.apps
-    resource = apps.registry.get(User)
-    if resource is None or not apps.write_hooks:
-        return
-    event = WriteEvent(
-        resource=resource,
-        action=action,
-        channel="cli",
-        user=None,
-        request_id=None,
-        object_id=user.id,
-        before=before,
-        after=_values(user),
-    )
-    await apps.notify_write(await session.connection(), event)
+def _caller(pipeline: WritePipeline) -> Caller:
+    """The command line: a trusted caller, recorded as `cli` in the history."""
+    return Caller(pipeline.script_request(), via="cli", check=False)
 
 
 async def _find(session: AsyncSession, username: str) -> User | None:

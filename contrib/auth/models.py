@@ -19,10 +19,8 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    event,
-    inspect,
 )
-from sqlalchemy.orm import Mapped, Mapper, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crudkit.db import Model
 
@@ -125,14 +123,3 @@ class RefreshToken(Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("auth_user.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
-
-
-@event.listens_for(User, "before_update")
-def _revoke_tokens_on_credential_change(_mapper: Mapper[User], _conn: object, user: User) -> None:
-    """A new password or a deactivation ends every session, whoever makes the change."""
-    state = inspect(user)
-    password_changed = state.attrs.hashed_password.history.has_changes()
-    active = state.attrs.is_active.history
-    deactivated = active.has_changes() and not user.is_active
-    if (password_changed or deactivated) and not state.attrs.token_version.history.has_changes():
-        user.token_version = (user.token_version or 0) + 1

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.requests import Request
+
 import crudkit
 from crudkit.contrib.auth.models import Group, Permission, User
 
@@ -15,6 +19,16 @@ class UserResource(crudkit.Resource):
     ordering_fields = ["username", "date_joined", "last_login"]
     read_only_fields = ["date_joined", "last_login", "token_version"]
     write_only_fields = ["hashed_password"]
+
+    async def before_update(
+        self, request: Request, obj: Any, values: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A new password or a deactivation ends every session, whoever makes the change."""
+        password_changed = values.get("hashed_password", obj.hashed_password) != obj.hashed_password
+        deactivated = obj.is_active and values.get("is_active", True) is False
+        if (password_changed or deactivated) and "token_version" not in values:
+            values["token_version"] = (obj.token_version or 0) + 1
+        return values
 
 
 @crudkit.register(Group)

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crudkit.contrib.auth.deps import AuthenticatedUser, get_services
@@ -26,11 +25,12 @@ from crudkit.contrib.auth.hashing import MAX_PASSWORD_LENGTH, hash_password, ver
 from crudkit.contrib.auth.hashing import verify_password as check_password
 from crudkit.contrib.auth.models import RefreshToken, User
 from crudkit.contrib.auth.passwords import MIN_LENGTH, password_problems
-from crudkit.contrib.auth.users import load_user
+from crudkit.contrib.auth.users import AuthUser, load_user
 from crudkit.db import Database, table_of
 from crudkit.exceptions import Conflict, Invalid, NotAuthenticated, NotFound
 from crudkit.fields import SafeStr
 from crudkit.openapi import error_responses
+from crudkit.writes import Caller, WritePipeline
 
 router = APIRouter(prefix="/auth", tags=["Auth"])
 
@@ -247,24 +247,21 @@ async def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
         raise NotFound()
     validate_password(body.password, username=body.username, email=body.email)
     hashed = await to_thread.run_sync(hash_password, body.password)
+    values = {
+        "username": body.username,
+        "email": body.email,
+        "hashed_password": hashed,
+        "is_active": True,
+        "is_staff": False,
+        "is_superuser": False,
+    }
+    # Through the write pipeline as any other create (history, hooks), without the
+    # policy: registration is open to anonymous callers by the setting above.
     try:
-        async with _db(request).transaction() as conn:
-            result = await conn.execute(
-                insert(users)
-                .values(
-                    username=body.username,
-                    email=body.email,
-                    hashed_password=hashed,
-                    is_active=True,
-                    is_staff=False,
-                    is_superuser=False,
-                )
-                .returning(users.c.id)
-            )
-            created = await load_user(conn, user_id=result.scalar_one())
-    except IntegrityError:
+        row = await WritePipeline.of(request.app).create(User, values, Caller(request, check=False))
+    except Conflict:
         raise Conflict("A user with that username already exists.") from None
-    assert created is not None
+    created = AuthUser.from_row(row)
     return created.public()
 
 
@@ -283,9 +280,11 @@ async def change_password(
         raise Invalid.single(["body", "current_password"], "The current password is incorrect.")
     validate_password(body.new_password, username=user.username, email=user.email)
     hashed = await to_thread.run_sync(hash_password, body.new_password)
-    async with _db(request).transaction() as conn:
-        await conn.execute(
-            update(users).where(users.c.id == user.id).values(hashed_password=hashed)
+    pipeline = WritePipeline.of(request.app)
+    async with pipeline.transaction() as writer:
+        # The new hash bumps the token version (`UserResource.before_update`).
+        await pipeline.update(
+            User, user.id, {"hashed_password": hashed}, Caller(request, check=False)
         )
-        await _revoke_all(conn, user.id)
+        await writer.rows(delete(refresh_tokens).where(refresh_tokens.c.user_id == user.id))
     return Response(status_code=204)

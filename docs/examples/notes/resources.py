@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.requests import Request
+
 import crudkit
 
 from .models import Note
@@ -11,3 +15,12 @@ class NoteResource(crudkit.Resource):
     search_fields = ["title", "body"]
     filter_fields = ["pinned"]
     ordering_fields = ["created_at", "title"]
+
+    async def validate(
+        self, request: Request, values: dict[str, Any], obj: Any = None
+    ) -> dict[str, Any]:
+        # Runs on every write: the API, the admin, and crudkit.create/update.
+        title = values.get("title", obj.title if obj is not None else "")
+        if not title.strip():
+            raise crudkit.ValidationError({"title": "A note needs a title."})
+        return values
