@@ -370,7 +370,7 @@ class WritePipeline:
         try:
             async with self.transaction() as writer:
                 row = await w.queries.insert(writer, values)
-                after_links = await self._write_links(writer, w, row, links)
+                after_links = await self._write_links(writer, w, row, links) if links else {}
                 if w.has_after_create:
                     await resource.after_create(request, row)
                 await self._notify(writer, w, caller, Action.CREATE, None, row, {}, after_links)
@@ -412,14 +412,14 @@ class WritePipeline:
                 values = await resource.before_update(request, row, values)
                 if not values and not links:
                     return row
-                before_links = await self._read_links(writer, w, row, links)
+                before_links = await self._read_links(writer, w, row, links) if links else {}
                 updated = row
                 if values:
                     found = await w.queries.update(writer, row, values, if_unchanged=conditional)
                     if found is None:
                         raise PreconditionFailed() if conditional else NotFound()
                     updated = found
-                after_links = await self._write_links(writer, w, updated, links)
+                after_links = await self._write_links(writer, w, updated, links) if links else {}
                 if w.has_after_update:
                     await resource.after_update(request, updated, row)
                 await self._notify(
@@ -449,7 +449,7 @@ class WritePipeline:
                     writer, w, pk, caller, Action.DELETE, condition, if_match
                 )
                 await resource.before_delete(request, row)
-                before_links = await self._read_links(writer, w, row, w.links)
+                before_links = await self._read_links(writer, w, row, w.links) if w.links else {}
                 if not await w.queries.delete(writer, row, if_unchanged=conditional):
                     raise PreconditionFailed() if conditional else NotFound()
                 if w.has_after_delete:
