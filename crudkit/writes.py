@@ -94,6 +94,9 @@ class _Write:
 
 _current: ContextVar[_Write | None] = ContextVar("crudkit_write", default=None)
 
+_pending: set[asyncio.Future[Any]] = set()
+"""`on_commit` callbacks scheduled outside a write, kept until they finish."""
+
 
 def on_commit(callback: OnCommit) -> None:
     """Run `callback` once the current write has committed; never after a rollback.
@@ -110,9 +113,6 @@ def on_commit(callback: OnCommit) -> None:
         task = asyncio.ensure_future(result)
         _pending.add(task)
         task.add_done_callback(_pending.discard)
-
-
-_pending: set[Any] = set()
 
 
 async def _run_callbacks(callbacks: list[OnCommit]) -> None:
@@ -363,12 +363,12 @@ class WritePipeline:
             if user.is_authenticated:
                 values[owner] = user.id
         links = {key: values.pop(key) for key in list(values) if key in w.links}
-        values = w.run_validators(values, None)
-        if w.has_validate:
-            values = await resource.validate(request, values, None)
-        values = await resource.before_create(request, values)
         try:
             async with self.transaction() as writer:
+                values = w.run_validators(values, None)
+                if w.has_validate:
+                    values = await resource.validate(request, values, None)
+                values = await resource.before_create(request, values)
                 row = await w.queries.insert(writer, values)
                 after_links = await self._write_links(writer, w, row, links) if links else {}
                 if w.has_after_create:
