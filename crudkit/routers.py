@@ -135,6 +135,8 @@ def _serve(
     endpoint: Callable[[Request], Awaitable[Response]], dependencies: EndpointDependencies
 ) -> ASGIApp:
     async def respond(request: Request) -> Response:
+        # The caller's lookup and the endpoint's statements share one pooled
+        # connection, back in the pool before the response is sent.
         db: Database = request.app.state.db
         async with db.request_connection():
             return await endpoint(request)
@@ -148,11 +150,7 @@ def _serve(
             # exit outlives the endpoint, and may hold its own.
             await dependencies.serve(request, respond, send)
             return
-        db: Database = request.app.state.db
-        # The caller's lookup and the endpoint's statements share one pooled
-        # connection, back in the pool before the response is sent.
-        async with db.request_connection():
-            response = await endpoint(request)
+        response = await respond(request)
         await response(scope, receive, send)
 
     return app

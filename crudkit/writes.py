@@ -541,10 +541,9 @@ class WritePipeline:
             own = row._mapping[link.local_key]
             keys = sorted(dict.fromkeys(related or ()))
             await writer.rows(delete_statement(link.table).where(link.local == own))
-            for other in keys:
-                await writer.rows(
-                    insert(link.table).values({link.local.key: own, link.remote.key: other})
-                )
+            if keys:  # one multi-row INSERT for the whole set
+                rows = [{link.local.key: own, link.remote.key: other} for other in keys]
+                await writer.rows(insert(link.table).values(rows))
             written[key] = keys
         return written
 
