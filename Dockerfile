@@ -17,6 +17,8 @@ WORKDIR /srv/crudkit/example_project
 RUN useradd --system --no-create-home crudkit
 USER crudkit
 
+# Given at run time: CRUDKIT_SECRET_KEY, CRUDKIT_DATABASE_URL and CRUDKIT_ALLOWED_HOSTS (the
+# host names clients use, plus 127.0.0.1 for a health check run inside the container).
 ENV CRUDKIT_SETTINGS_MODULE=settings \
     CRUDKIT_DEBUG=false \
     WEB_CONCURRENCY=2

@@ -16,6 +16,7 @@ PG_PORT = int(os.environ.get("BENCH_PG_PORT", "5432"))
 PG_USER = os.environ.get("BENCH_PG_USER", "postgres")
 
 SECRET_KEY = "benchmark-secret-key-" + "x" * 32
+METRICS_TOKEN = "benchmark-metrics-token-" + "y" * 32
 BENCH_USER = "bench"
 BENCH_PASSWORD = "Bench-password-2024!"
 CATEGORIES = 20
@@ -51,6 +52,10 @@ def crudkit_env(database_url: str) -> dict[str, str]:
         "CRUDKIT_DATABASE_URL": database_url,
         "CRUDKIT_DEBUG": "false",
         "CRUDKIT_SECRET_KEY": SECRET_KEY,
+        # The servers' address, and the host of the in-process runs (cpu.py, statements.py).
+        "CRUDKIT_ALLOWED_HOSTS": "127.0.0.1,localhost,bench",
+        # Metrics are counted as in production, where Prometheus scrapes with this token.
+        "CRUDKIT_METRICS_TOKEN": METRICS_TOKEN,
         # The run outlives the default 15 minutes of an access token.
         "CRUDKIT_ACCESS_TOKEN_TTL": "86400",
         "CRUDKIT_DB_POOL_SIZE": str(POOL_SIZE),

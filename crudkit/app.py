@@ -22,14 +22,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.routing import Match
 
-from crudkit import health, metrics
+from crudkit import health, hosts, metrics
 from crudkit._fastapi import served_routes
 from crudkit.apps import Apps
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database
 from crudkit.exceptions import (
     HTTPError,
+    Invalid,
     ServiceUnavailable,
+    limit_errors,
     translate_db_error,
 )
 from crudkit.logs import configure_logging
@@ -56,6 +58,7 @@ def create_app(
     route, generated endpoints included.
     """
     settings = settings or (apps.settings if apps else load_settings())
+    allowed_hosts = hosts.host_patterns(settings)  # before anything is built: none, no app
     apps = (apps or Apps(settings, registry)).populate()
     configure_logging(settings.debug)
     db = Database(settings)
@@ -69,13 +72,13 @@ def create_app(
                 await hook()
             await db.dispose()
 
-    docs = settings.docs_enabled
+    docs = settings.docs_url
     app = FastAPI(
         title="crudkit API",
         version=_version(),
         debug=False,  # tracebacks go to the log, never to the client
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=docs,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         swagger_ui_parameters={"persistAuthorization": True},
@@ -110,6 +113,7 @@ def create_app(
     serve_resources_first(app)
     # Our own limit rather than FastAPI's `max_body_size`, whose 413 is plain text.
     app.add_middleware(BodySizeLimitMiddleware, max_size=settings.max_body_size)
+    hosts.install(app, allowed_hosts)  # inside the request context: a 400 is logged, tagged
     app.add_middleware(RequestContextMiddleware, https_only=settings.https_only)
     # The password flow of /docs points where the authenticating app said tokens come from.
     install_openapi(app, apps.token_url or "")
@@ -149,7 +153,8 @@ def serve_resources_first(app: FastAPI) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPError)
-        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+        detail = limit_errors(exc.detail) if isinstance(exc, Invalid) else exc.detail
+        return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DBAPIError):
@@ -185,11 +190,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         # FastAPI's shape without echoing `input`: it may hold a password, and a NaN or
         # a lone surrogate in it could not even be rendered as JSON.
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
-            for error in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, 422)
+        return JSONResponse({"detail": limit_errors(exc.errors())}, 422)
 
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(405, method_not_allowed)

@@ -10,11 +10,15 @@ crudkit.E002  error                 the project cannot be loaded (settings, an a
 crudkit.E003  error, --deploy       no `secret_key`: `debug` generated a development key
 crudkit.E004  error, --deploy       `secret_key` is weak: well known, short or low-entropy
 crudkit.E005  error                 CORS allows every origin *with* credentials
+crudkit.E006  error                 `allowed_hosts` is empty with `debug` off: the app cannot start
+crudkit.E007  error, --deploy       `/metrics` answers anyone (`debug` on, no `metrics_token`)
+crudkit.E008  error, --deploy       `metrics_token` is weak: well known, short or low-entropy
 crudkit.W001  warning               `debug` is on (a generated secret key, readable logs)
 crudkit.W002  warning, --deploy     SQLite: one machine, one writer at a time
 crudkit.W003  warning, --deploy     `https_only` is off: cookies without `Secure`, no HSTS
-crudkit.W004  warning, --deploy     `/docs`, `/redoc` and `/openapi.json` are served
+crudkit.W004  warning, --deploy     `/docs`, `/redoc` and `/openapi.json` are served (`docs_url`)
 crudkit.W005  warning, --deploy     `cors_origins` is `*`: any web site may call the API
+crudkit.W006  warning, --deploy     `allowed_hosts` is `*`: any `Host` is answered
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 from fastapi.middleware.cors import CORSMiddleware
 
+from crudkit import metrics
 from crudkit.app import create_app
 from crudkit.apps import Apps
 from crudkit.apps import Check as Check  # what apps write their checks against
@@ -38,6 +43,7 @@ SECRET_KEY_MIN_LENGTH = 50
 SECRET_KEY_MIN_UNIQUE = 5
 SECRET_KEY_MIN_BITS = 128
 """Entropy estimated from the key's own character frequencies."""
+METRICS_TOKEN_MIN_LENGTH = 32
 WELL_KNOWN_SECRET_KEYS = {
     # crudkit's own test suite and docs: public, so anyone can sign tokens with them.
     "test-secret-key-that-is-long-enough-for-hs256",
@@ -99,7 +105,10 @@ def check_cors_credentials(apps: Apps) -> list[Message]:
     and with credentials Starlette echoes the caller's origin: any site could then
     act with a visitor's cookies. The built app is inspected, whoever added it.
     """
-    app = create_app(apps.settings, apps=apps)
+    settings = apps.settings
+    if not settings.debug and not settings.allowed_hosts:  # crudkit.E006's finding
+        settings = settings.model_copy(update={"allowed_hosts": ["*"]})
+    app = create_app(settings, apps=apps)
     for middleware in app.user_middleware:
         if not (isinstance(middleware.cls, type) and issubclass(middleware.cls, CORSMiddleware)):
             continue
@@ -148,13 +157,13 @@ def check_secret_key(apps: Apps) -> list[Message]:
     ]
 
 
-def secret_key_weakness(key: str) -> str | None:
+def secret_key_weakness(key: str, min_length: int = SECRET_KEY_MIN_LENGTH) -> str | None:
     """Why `key` is easy to guess (a well-known value, short, low-entropy), or None."""
     lowered = key.lower()
     if key in WELL_KNOWN_SECRET_KEYS or any(marker in lowered for marker in WELL_KNOWN_MARKERS):
         return "it is a well-known value"
-    if len(key) < SECRET_KEY_MIN_LENGTH:
-        return f"it is shorter than {SECRET_KEY_MIN_LENGTH} characters"
+    if len(key) < min_length:
+        return f"it is shorter than {min_length} characters"
     counts = Counter(key)
     bits = sum(n * math.log2(len(key) / n) for n in counts.values())
     if len(counts) < SECRET_KEY_MIN_UNIQUE or bits < SECRET_KEY_MIN_BITS:
@@ -194,14 +203,80 @@ def check_https(apps: Apps) -> list[Message]:
 
 def check_docs(apps: Apps) -> list[Message]:
     """crudkit.W004: the interactive docs describe every endpoint to anyone."""
-    if not apps.settings.docs_enabled:
+    if not apps.settings.docs_url:
         return []
     return [
         Message(
             "crudkit.W004",
             "warning",
-            "the API docs (/docs, /redoc, /openapi.json) are served to anyone",
-            hint="set CRUDKIT_DOCS_ENABLED=false unless the API is public on purpose",
+            f"the API docs ({apps.settings.docs_url}, /redoc, /openapi.json) are served to anyone",
+            hint="set CRUDKIT_DOCS_URL= (empty) unless the API is public on purpose",
+        )
+    ]
+
+
+def check_allowed_hosts(apps: Apps) -> list[Message]:
+    """crudkit.E006: without `debug`, the app answers only the hosts it is told."""
+    settings = apps.settings
+    if settings.debug or settings.allowed_hosts:
+        return []
+    return [
+        Message(
+            "crudkit.E006",
+            "error",
+            "allowed_hosts is empty and debug is off: the app refuses to start",
+            hint="set CRUDKIT_ALLOWED_HOSTS to the host names it is served at, e.g. "
+            "api.example.com,.example.com",
+        )
+    ]
+
+
+def check_any_host(apps: Apps) -> list[Message]:
+    """crudkit.W006: answering any `Host` lets a forged one into redirects and links."""
+    if "*" not in apps.settings.allowed_hosts:
+        return []
+    return [
+        Message(
+            "crudkit.W006",
+            "warning",
+            "allowed_hosts is '*': a request naming any host is answered, and redirects and "
+            "absolute URLs use that host",
+            hint="list the host names in CRUDKIT_ALLOWED_HOSTS, unless a proxy in front "
+            "already refuses the others",
+        )
+    ]
+
+
+def check_metrics(apps: Apps) -> list[Message]:
+    """crudkit.E007 and E008: `/metrics` is for the monitoring system only."""
+    settings = apps.settings
+    if not (settings.metrics_enabled and metrics.available()):
+        return []
+    hint = (
+        'set CRUDKIT_METRICS_TOKEN to a random string (e.g. from python -c "import secrets; '
+        'print(secrets.token_urlsafe(32))"), sent by Prometheus as a bearer token, or '
+        "CRUDKIT_METRICS_ENABLED=false"
+    )
+    if not settings.metrics_token:
+        if not settings.debug:
+            return []  # `/metrics` answers 404
+        return [
+            Message(
+                "crudkit.E007",
+                "error",
+                "/metrics answers anyone: debug is on and no metrics_token is set",
+                hint=hint,
+            )
+        ]
+    weakness = secret_key_weakness(settings.metrics_token, METRICS_TOKEN_MIN_LENGTH)
+    if weakness is None:
+        return []
+    return [
+        Message(
+            "crudkit.E008",
+            "error",
+            f"metrics_token is weak: {weakness}; whoever guesses it reads /metrics",
+            hint=hint,
         )
     ]
 
@@ -221,13 +296,20 @@ def check_cors_origins(apps: Apps) -> list[Message]:
     ]
 
 
-CORE_CHECKS: list[Check] = [check_debug, check_cors_credentials, check_migrations]
+CORE_CHECKS: list[Check] = [
+    check_debug,
+    check_allowed_hosts,
+    check_cors_credentials,
+    check_migrations,
+]
 DEPLOY_CHECKS: list[Check] = [
     check_secret_key,
     check_database,
     check_https,
     check_docs,
     check_cors_origins,
+    check_any_host,
+    check_metrics,
 ]
 
 

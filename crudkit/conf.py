@@ -18,25 +18,47 @@ environment still overrides them in deployment::
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import logging
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from crudkit.exceptions import ImproperlyConfigured
+from crudkit.hosts import normalize_host
 
 logger = logging.getLogger("crudkit")
 
 MIN_SECRET_KEY_BYTES = 32
 DEFAULT_APPS = ["crudkit.contrib.auth", "crudkit.contrib.admin"]
+ENVIRONMENT_NOT_SETTINGS = frozenset(
+    {
+        "CRUDKIT_SETTINGS_MODULE",  # which settings module to load
+        # `createsuperuser --noinput` (the auth app)
+        "CRUDKIT_SUPERUSER_USERNAME",
+        "CRUDKIT_SUPERUSER_EMAIL",
+        "CRUDKIT_SUPERUSER_PASSWORD",
+    }
+)
+"""`CRUDKIT_` environment variables that are read elsewhere than in `Settings`. Any other
+that names no setting fails start-up: a misspelt setting would otherwise be ignored."""
+ENVIRONMENT_NOT_SETTINGS_PREFIXES = ("CRUDKIT_TEST_",)
+"""Prefixes of such variables: crudkit's own test suite (`CRUDKIT_TEST_DATABASE_URL`...)."""
 
 
 def _split_list(value: Any) -> Any:
@@ -46,7 +68,10 @@ def _split_list(value: Any) -> Any:
         if stripped.startswith("["):
             import json
 
-            return json.loads(stripped)
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError:
+                pass  # not JSON: a bracketed host such as `[::1]` in a comma list
         return [part.strip() for part in stripped.split(",") if part.strip()]
     return value
 
@@ -98,10 +123,19 @@ class Settings(BaseSettings):
     """Request bodies larger than this many bytes are refused with 413."""
     https_only: bool = False
     """Served over HTTPS only: secure cookies and HSTS."""
-    docs_enabled: bool = True
-    """Serve `/docs`, `/redoc` and `/openapi.json`."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names the app answers to (`Host` header); others get 400. `.example.com` also
+    matches its subdomains, `*` any host. Required unless `debug`, which allows localhost."""
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
+    """Addresses of the proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed
+    (`*` any); empty: the client address is the connection's."""
+    docs_url: str | None = "/docs"
+    """Where Swagger UI is served (ReDoc at `/redoc`, the schema at `/openapi.json`); empty
+    disables all three."""
     metrics_enabled: bool = True
     """Serve Prometheus metrics at `/metrics` (needs the `metrics` extra)."""
+    metrics_token: str | None = Field(default=None, repr=False)
+    """Bearer token `/metrics` requires; without one, `/metrics` answers 404 unless `debug`."""
     login_attempts: int = Field(default=5, gt=0)
     """Failed logins allowed per username and client before throttling."""
     login_window: int = Field(default=300, gt=0)
@@ -112,6 +146,11 @@ class Settings(BaseSettings):
     """argon2id memory per hash, in KiB (64 MiB by default)."""
     argon2_parallelism: int = Field(default=4, ge=1)
     """argon2id lanes per hash."""
+    password_hash_concurrency: int = Field(default=2, ge=1)
+    """Password hashes (and checks) one worker runs at once; each takes `argon2_memory_cost`,
+    so hashing holds at most this x `argon2_memory_cost` KiB per worker (2 x 64 MiB =
+    128 MiB by default), whatever the burst. More wait their turn (up to 10 s), then get
+    503 with `Retry-After`."""
     db_pool_size: int = Field(default=10, gt=0)
     """Connections per worker (PostgreSQL), and as many again under bursts: opened when
     needed, then kept."""
@@ -122,10 +161,31 @@ class Settings(BaseSettings):
     (`crudkit._sqla`, engine events still fire); off, they go through SQLAlchemy's
     asyncio adapter."""
 
-    @field_validator("installed_apps", "cors_origins", "secret_key_fallbacks", mode="before")
+    @field_validator(
+        "installed_apps",
+        "cors_origins",
+        "secret_key_fallbacks",
+        "allowed_hosts",
+        "forwarded_allow_ips",
+        mode="before",
+    )
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
+        return [normalize_host(host) for host in value]
+
+    @field_validator("docs_url")
+    @classmethod
+    def _check_docs_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith("/"):
+            raise ValueError("must start with '/' (or be empty, to serve no docs)")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -176,6 +236,57 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The sources are those of this instantiation (its `_env_file` included).
+        for source in (env_settings, dotenv_settings):
+            if isinstance(source, EnvSettingsSource):
+                refuse_unknown_variables(settings_cls, source.env_vars)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+
+def refuse_unknown_variables(settings_cls: type[BaseSettings], names: Iterable[str]) -> None:
+    """A `ValidationError` naming each variable with the settings' prefix that names none
+    of `settings_cls`'s fields, with the closest field's variable as a "did you mean"."""
+    prefix = str(settings_cls.model_config.get("env_prefix", "")).upper()
+    if not prefix:
+        return
+    known = {prefix + name.upper() for name in settings_cls.model_fields}
+    for field in settings_cls.model_fields.values():
+        aliases = field.validation_alias
+        choices = aliases.choices if isinstance(aliases, AliasChoices) else [aliases]
+        known.update(alias.upper() for alias in choices if isinstance(alias, str))
+    # Compared without the prefix, which every candidate shares.
+    candidates = {name.removeprefix(prefix): name for name in (*known, *ENVIRONMENT_NOT_SETTINGS)}
+    errors: list[InitErrorDetails] = []
+    for name in sorted({name.upper() for name in names}):
+        if (
+            not name.startswith(prefix)
+            or name in known
+            or name in ENVIRONMENT_NOT_SETTINGS
+            or name.startswith(ENVIRONMENT_NOT_SETTINGS_PREFIXES)
+        ):
+            continue
+        close = difflib.get_close_matches(name.removeprefix(prefix), candidates, n=1)
+        advice = (
+            f"did you mean {candidates[close[0]]}?"
+            if close
+            else f"unset it, or declare the setting in the project's {settings_cls.__name__}"
+        )
+        message = f"{name} names no setting: {advice}"
+        errors.append(
+            {"type": "value_error", "loc": (), "input": name, "ctx": {"error": ValueError(message)}}
+        )
+    if errors:
+        raise ValidationError.from_exception_data(settings_cls.__name__, errors)
 
 
 def _development_secret_key(path: Path) -> str:

@@ -19,11 +19,12 @@ Database errors become HTTP errors in one place, `translate_db_error`.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import CheckConstraint, Table
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 
@@ -69,6 +70,17 @@ class Conflict(HTTPError):
     status_code = 409
     default_detail = "Conflict with an existing row."
 
+    def __init__(
+        self,
+        detail: Any = None,
+        *,
+        fields: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail, headers=headers)
+        self.fields = tuple(fields)
+        """The columns whose values clash, when the database names them."""
+
 
 class PreconditionFailed(HTTPError):
     status_code = 412
@@ -91,6 +103,70 @@ class Invalid(HTTPError):
     @classmethod
     def single(cls, loc: Sequence[str | int], msg: str, type: str = "value_error") -> Invalid:
         return cls([{"loc": list(loc), "msg": msg, "type": type}])
+
+
+MAX_ERRORS = 50
+"""Items of a 422 body at most; the ones left out are counted in a last item."""
+MAX_ERRORS_SIZE = 12 * 1024
+"""Bytes of JSON the items of a 422 body take at most, so the body stays under 16 KiB."""
+_MAX_MSG = 4096
+_MAX_LOC_PART = 100
+_MAX_LOC_DEPTH = 8
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text if len(text) <= limit else text[:limit] + "\u2026"
+    # A lone surrogate (from a JSON key, say) could not be encoded as UTF-8 at all.
+    return text.encode("utf-8", "replace").decode()
+
+
+def _error_item(error: Mapping[str, Any], max_msg: int = _MAX_MSG) -> dict[str, Any]:
+    loc = list(error.get("loc", ()))[:_MAX_LOC_DEPTH]
+    return {
+        "loc": [_clip(part, _MAX_LOC_PART) if isinstance(part, str) else part for part in loc],
+        "msg": _clip(str(error.get("msg", "")), max_msg),
+        "type": _clip(str(error.get("type", "value_error")), _MAX_LOC_PART),
+    }
+
+
+def _size(item: Mapping[str, Any]) -> int:
+    return len(json.dumps(item, ensure_ascii=False).encode())
+
+
+def limit_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The items of a 422 body in FastAPI's shape, bounded whatever the request sent.
+
+    A request with thousands of bad values, or a huge name or value echoed in a
+    location or message, gets its first problems in full and the rest counted in one
+    last item (`type` `too_many_errors`).
+    """
+    kept: list[dict[str, Any]] = []
+    size = 0
+    omitted = 0
+    omitted_loc: list[Any] = []
+    for error in errors:
+        if omitted:
+            omitted += 1
+            continue
+        item = _error_item(error)
+        cost = _size(item)
+        if not kept and cost > MAX_ERRORS_SIZE:  # escaped control characters, say
+            item = _error_item(error, max_msg=512)
+            cost = _size(item)
+        if len(kept) == MAX_ERRORS or size + cost > MAX_ERRORS_SIZE:
+            omitted, omitted_loc = 1, item["loc"][:1]
+            continue
+        kept.append(item)
+        size += cost
+    if omitted:
+        kept.append(
+            {
+                "loc": omitted_loc,
+                "msg": f"{omitted} more error{'s' if omitted > 1 else ''} not shown",
+                "type": "too_many_errors",
+            }
+        )
+    return kept
 
 
 class ValidationError(Invalid):
@@ -135,6 +211,14 @@ class ServiceUnavailable(HTTPError):
     default_detail = "The database is unavailable; try again shortly."
 
 
+_DATA_ERRORS = {
+    "22001": "A value is too long for its column.",
+    "22003": "A number is out of range for its column.",
+    "22021": "A value holds a character the database cannot store (such as NUL).",
+    "22P05": "A value holds a character the database cannot store (such as NUL).",
+}
+"""PostgreSQL's data exceptions (SQLSTATE class 22) worth their own message."""
+
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (?P<cols>[\w.,\s]+)", re.IGNORECASE)
 
 
@@ -157,6 +241,10 @@ def _constraint_name(exc: DBAPIError) -> str | None:
     match = re.search(r'constraint "([^"]+)"', message)
     if match:
         return match.group(1)
+    # SQLite names an index on an expression (`lower(username)`) instead of its columns.
+    match = re.search(r"UNIQUE constraint failed: index '([^']+)'", message)
+    if match:
+        return match.group(1)
     match = re.search(r"CHECK constraint failed: (\w+)", message)
     return match.group(1) if match else None
 
@@ -170,6 +258,17 @@ def _constraint_columns(table: Table | None, name: str | None) -> list[str]:
     for index in table.indexes:
         if index.name == name:
             return [column.name for column in index.columns]
+    return []
+
+
+def _check_columns(table: Table | None, name: str | None) -> list[str]:
+    """The columns a CHECK constraint's SQL text mentions (`price >= 0`: `price`)."""
+    if table is None:
+        return []
+    for constraint in table.constraints:
+        if constraint.name == name and isinstance(constraint, CheckConstraint):
+            sql = str(constraint.sqltext)
+            return [c.name for c in table.columns if re.search(rf"\b{re.escape(c.name)}\b", sql)]
     return []
 
 
@@ -194,7 +293,7 @@ def translate_db_error(exc: DBAPIError, table: Table | None = None) -> HTTPError
         if state == "23505" or "unique constraint" in lowered:
             columns = columns or _sqlite_columns(message)
             field = ", ".join(columns) or "a field"
-            return Conflict(f"A row with this {field} already exists.")
+            return Conflict(f"A row with this {field} already exists.", fields=columns)
         if state == "23503" or "foreign key" in lowered:
             if columns:
                 field = columns[0]
@@ -211,11 +310,13 @@ def translate_db_error(exc: DBAPIError, table: Table | None = None) -> HTTPError
             return Invalid.single(["body", field], "Field may not be null.", "missing")
         if state == "23514" or "check constraint" in lowered:
             name = _constraint_name(exc) or "a check constraint"
+            columns = columns or _check_columns(table, name)
             loc = ["body", columns[0]] if len(columns) == 1 else ["body"]
             return Invalid.single(loc, f"Value violates {name}.", "check")
         return Invalid.single(["body"], "The data violates a database constraint.", "integrity")
     if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
         return ServiceUnavailable()
     if state.startswith("22"):  # data exception: numeric overflow, bad datetime, ...
-        return Invalid.single(["body"], "A value is out of range for its column.", "data")
+        message = _DATA_ERRORS.get(state, "A value is out of range for its column.")
+        return Invalid.single(["body"], message, "data")
     raise exc

@@ -7,13 +7,16 @@ type is interpreted in one place.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Column, ColumnDefault, inspect, types
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 
@@ -38,7 +41,9 @@ FIELD_INFO_KEYS = frozenset(
 )
 
 # Constraints implied by the SQL type alone, which every value sent in a query must meet.
-_TYPE_CONSTRAINTS = frozenset({"ge", "le", "gt", "lt", "allow_inf_nan"})
+# A filter value with more decimal places than its column would be rounded to the
+# column's scale by PostgreSQL (`$1::NUMERIC(10, 2)`), not by SQLite: it is refused.
+_TYPE_CONSTRAINTS = frozenset({"ge", "le", "gt", "lt", "allow_inf_nan", "decimal_places"})
 
 _INT_BOUNDS = {
     types.SmallInteger: (-(2**15), 2**15 - 1),
@@ -72,6 +77,57 @@ def _aware_utc(value: dt.datetime) -> dt.datetime:
 SafeStr = Annotated[str, AfterValidator(_no_nul)]
 
 
+_MAX_INTEGER_DIGITS = 131072
+_MAX_DECIMAL_PLACES = 16383
+
+
+def _storable(value: Decimal) -> Decimal:
+    # PostgreSQL's numeric holds at most this many digits before and after the point;
+    # `1e-999999999` is refused up front, on every database, rather than by the driver.
+    # (A column with a precision bounds both already, by its range and scale.)
+    if not value.is_finite():
+        return value
+    exponent = int(value.as_tuple().exponent)
+    if -exponent > _MAX_DECIMAL_PLACES or value.adjusted() >= _MAX_INTEGER_DIGITS:
+        raise ValueError(
+            f"must have at most {_MAX_INTEGER_DIGITS} digits before the decimal point "
+            f"and {_MAX_DECIMAL_PLACES} after it"
+        )
+    return value
+
+
+StorableDecimal = Annotated[Decimal, AfterValidator(_storable)]
+
+
+def to_base64(value: bytes | bytearray | memoryview) -> str:
+    """Binary content as JSON carries it: standard base64 (RFC 4648), padded, one line."""
+    return base64.b64encode(value).decode("ascii")
+
+
+def _from_base64(value: Any) -> bytes:
+    # Text is base64 in JSON and in Python alike (a value read from JSON, a form field);
+    # Python callers may also pass the bytes themselves.
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError("bytes_type", "Input should be a base64-encoded string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise PydanticCustomError(
+            "bytes_invalid_encoding", "Input should be valid base64 (RFC 4648, padded)"
+        ) from None
+
+
+Base64Bytes = Annotated[
+    bytes,
+    PlainValidator(_from_base64),
+    PlainSerializer(to_base64, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "byte"}),
+]
+"""A binary column's value: bytes in Python, a base64 string in JSON and OpenAPI."""
+
+
 @dataclass(frozen=True)
 class ColumnInfo:
     """One mapped column as the API sees it."""
@@ -96,6 +152,11 @@ class ColumnInfo:
     @property
     def is_string(self) -> bool:
         return isinstance(self.column.type, types.String)
+
+    @property
+    def is_binary(self) -> bool:
+        """Bytes in Python, base64 text in JSON: not filtered, searched nor ordered by."""
+        return self.python_type is Base64Bytes
 
     @property
     def required_on_create(self) -> bool:
@@ -150,7 +211,8 @@ def _base_type(column: Column[Any]) -> tuple[Any, dict[str, Any]]:
             # The column's range, which filter values must also respect.
             bound = Decimal(10) ** (sa_type.precision - scale)
             constraints["lt"], constraints["gt"] = bound, -bound
-        return Decimal, constraints
+            return Decimal, constraints
+        return StorableDecimal, constraints
     if isinstance(sa_type, types.String):
         length = getattr(sa_type, "length", None)
         return SafeStr, ({"max_length": length} if length else {})
@@ -166,7 +228,7 @@ def _base_type(column: Column[Any]) -> tuple[Any, dict[str, Any]]:
     if isinstance(sa_type, types.JSON):
         return Any, {}
     if isinstance(sa_type, types.LargeBinary):
-        return bytes, {}
+        return Base64Bytes, {}
     try:
         return sa_type.python_type, {}
     except NotImplementedError:

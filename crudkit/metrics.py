@@ -8,16 +8,24 @@ Routes are labelled by their template (`/api/v1/products/{id}`), never by the ra
 path, so ids do not explode the number of series. Each app has its own registry;
 with several worker processes, set PROMETHEUS_MULTIPROC_DIR as prometheus-client
 documents to aggregate them.
+
+They are not for everyone: with setting `metrics_token`, `/metrics` wants it as a
+bearer token (`Authorization: Bearer <token>`, Prometheus' `authorization`
+scrape option) and answers 401 without it; with no token, only `debug` serves
+them, and otherwise `/metrics` answers 404 and nothing is counted.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crudkit.exceptions import NotAuthenticated
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,9 +42,11 @@ def available() -> bool:
 class Metrics:
     """The collectors of one app."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, *, token: str | None = None) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self.token = token.encode() if token else None
+        """The bearer token `/metrics` wants; None: anyone may read them (`debug`)."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "crudkit_http_requests",
@@ -63,7 +73,16 @@ class Metrics:
     async def endpoint(self, request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+        if self.token is not None and not self._authorized(request):
+            raise NotAuthenticated("A valid metrics token is required.")
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def _authorized(self, request: Request) -> bool:
+        assert self.token is not None
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        given = credentials.strip().encode()
+        # Compared in constant time whatever the scheme, so timing tells nothing.
+        return secrets.compare_digest(given, self.token) and scheme.lower() == "bearer"
 
 
 def _call(pool: Any, name: str) -> float:
@@ -114,10 +133,12 @@ def _mounted(scope: Scope) -> str | None:
 
 
 def install(app: FastAPI) -> None:
-    """Serve `/metrics` and count requests (no-op without prometheus-client)."""
-    if not available():
+    """Serve `/metrics` and count requests (no-op without prometheus-client, or when
+    nobody may read them: no `metrics_token` and `debug` off)."""
+    settings = app.state.settings
+    if not available() or not (settings.metrics_token or settings.debug):
         return
-    metrics = Metrics(app)
+    metrics = Metrics(app, token=settings.metrics_token)
     app.state.metrics = metrics
     app.add_api_route("/metrics", metrics.endpoint, include_in_schema=False)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -9,7 +9,7 @@ objects treat them like model instances.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.expression import Executable
 
 from crudkit.db import Reader, Writer
+from crudkit.fields import to_base64
 
 if TYPE_CHECKING:
     from crudkit.resources import Resource
@@ -99,15 +100,28 @@ class ResourceQueries:
             if self.readable_keys == self.all_keys
             else [(key, self.all_keys.index(key)) for key in self.readable_keys]
         )
+        self._binary_keys = [info.key for info in resource.readable_columns() if info.is_binary]
+        self.public: Callable[[Row[Any]], dict[str, Any]] = (
+            self._public_base64 if self._binary_keys else self._public
+        )
+        """The readable fields of a row, ready for JSON (binary content as base64 text;
+        chosen once, so a model without binary columns pays nothing per row)."""
 
     def select(self, condition: ColumnElement[bool] | None = None) -> Select[Any]:
         return self._select_all if condition is None else self._select_all.where(condition)
 
-    def public(self, row: Row[Any]) -> dict[str, Any]:
-        """The readable fields of a row, ready for JSON."""
+    def _public(self, row: Row[Any]) -> dict[str, Any]:
         if self._readable is None:
             return dict(zip(self.all_keys, row, strict=True))
         return {key: row[index] for key, index in self._readable}
+
+    def _public_base64(self, row: Row[Any]) -> dict[str, Any]:
+        item = self._public(row)
+        for key in self._binary_keys:
+            value = item[key]
+            if value is not None:
+                item[key] = to_base64(value)
+        return item
 
     async def get(
         self, source: Reader | AsyncConnection, pk: Any, condition: ColumnElement[bool] | None

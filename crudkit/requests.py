@@ -9,19 +9,54 @@ Their OpenAPI description is built by `crudkit.openapi` from the same types.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from starlette.requests import Request
 
 from crudkit.exceptions import Invalid
-from crudkit.fields import ColumnInfo
+from crudkit.fields import ColumnInfo, SafeStr
 from crudkit.filters import query_adapter
 
 MAX_OFFSET = 2**62
 MAX_TEXT = 1000
 MAX_CURSOR = 4096
+MAX_UNKNOWN_NAMED = 10
+"""Unknown query parameters named in a 422; the others are counted."""
+MAX_ALLOWED_TEXT = 3000
+"""Characters of the allowed parameters' list in that 422, at most."""
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 100 else name[:100] + "..."
+
+
+def unknown_parameters(unknown: Sequence[str], allowed: Collection[str]) -> Invalid:
+    """422 for query parameters the endpoint does not take: the first few named, the
+    allowed ones listed once (a typo must never silently return everything)."""
+    names = ", ".join(sorted(allowed)) or "none"
+    if len(names) > MAX_ALLOWED_TEXT:
+        names = names[: names.rfind(", ", 0, MAX_ALLOWED_TEXT)] + ", ... (see the OpenAPI document)"
+    errors = [
+        {
+            "loc": ["query", name],
+            "msg": f"unknown query parameter {_shown(name)!r}"
+            + ("" if index else f"; allowed: {names}"),
+            "type": "extra_forbidden",
+        }
+        for index, name in enumerate(unknown[:MAX_UNKNOWN_NAMED])
+    ]
+    more = len(unknown) - MAX_UNKNOWN_NAMED
+    if more > 0:
+        errors.append(
+            {
+                "loc": ["query"],
+                "msg": f"and {more} more unknown query parameter{'s' if more > 1 else ''}",
+                "type": "extra_forbidden",
+            }
+        )
+    return Invalid(errors)
 
 
 def invalid(exc: ValidationError, prefix: Sequence[str | int]) -> Invalid:
@@ -44,7 +79,8 @@ class ListParams(BaseModel):
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     cursor: str | None = Field(None, max_length=MAX_CURSOR)
     ordering: str | None = Field(None, max_length=MAX_TEXT)
-    search: str | None = Field(None, max_length=MAX_TEXT)
+    # Compared with text in SQL: NUL, which PostgreSQL refuses, is a 422 on every database.
+    search: SafeStr | None = Field(None, max_length=MAX_TEXT)
     expand: str | None = Field(None, max_length=MAX_TEXT)
 
 

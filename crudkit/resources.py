@@ -194,6 +194,22 @@ class Resource:
         check("default_ordering", [field.lstrip("-") for field in self.default_ordering])
         check("read_only_fields", self.read_only_fields)
         check("write_only_fields", self.write_only_fields)
+        for option, fields in (
+            ("search_fields", self.search_fields),
+            ("filter_fields", self.filter_fields),
+            ("ordering_fields", self.ordering_fields),
+            ("default_ordering", [field.lstrip("-") for field in self.default_ordering]),
+        ):
+            for field in fields:
+                if columns[field].is_binary:
+                    raise ImproperlyConfigured(
+                        f"{name}.{option}: {field!r} is a binary column, which cannot be "
+                        "searched, filtered or ordered by (its content is base64 in JSON)"
+                    )
+        if self.pk_info.is_binary:
+            raise ImproperlyConfigured(
+                f"cannot register {self.model.__name__}: binary primary keys are not supported"
+            )
         for field in self.search_fields:
             if not isinstance(columns[field].column.type, types.String):
                 raise ImproperlyConfigured(
@@ -306,7 +322,8 @@ class Resource:
     ) -> dict[str, Any]:
         """Object-level validation of every create (`obj` is None) and update, on every
         channel: raise `crudkit.ValidationError({field: message})` to refuse, or return
-        the values (changed if need be). Runs after the model's `@validates` methods."""
+        the values (changed if need be). Runs after the model's `@validates` methods;
+        `values` holds the many-to-many sets the write replaces too (lists of keys)."""
         return values
 
     async def before_create(self, request: Request, values: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic_core import to_json
-from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam
+from sqlalchemy import BigInteger, ColumnElement, Integer, Row, Select, bindparam
 from starlette.convertors import PathConvertor
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -47,6 +47,7 @@ from crudkit.requests import (
     parse_body,
     parse_expand_only,
     parse_query,
+    unknown_parameters,
 )
 from crudkit.resources import Resource
 from crudkit.writes import Caller, WritePipeline
@@ -128,7 +129,8 @@ class ResourceRoute(APIRoute):
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _PAGE_LIMIT = bindparam("crudkit_limit", type_=Integer())
-_PAGE_OFFSET = bindparam("crudkit_offset", type_=Integer())
+# Offsets go up to `MAX_OFFSET` (2**62): a bigint, which PostgreSQL's OFFSET takes.
+_PAGE_OFFSET = bindparam("crudkit_offset", type_=BigInteger())
 
 
 def _serve(
@@ -231,17 +233,7 @@ class ResourceEndpoints:
             allowed = allowed | self._dependency_params  # read by the route's dependencies
         unknown = [name for name in request.query_params if name not in allowed]
         if unknown:
-            names = ", ".join(sorted(allowed))
-            raise Invalid(
-                [
-                    {
-                        "loc": ["query", name],
-                        "msg": f"unknown query parameter {name!r}; allowed: {names}",
-                        "type": "extra_forbidden",
-                    }
-                    for name in unknown
-                ]
-            )
+            raise unknown_parameters(unknown, allowed)
 
     def _page(
         self, stmt: Select[Any], order: list[tuple[str, bool]], *, offset: bool

@@ -7,6 +7,9 @@
 
 Users, tokens and the permission matrix need the auth app, and live with it in
 `crudkit.contrib.auth.testing`.
+
+The client calls the app as `http://testserver`: test settings with `debug` off
+list that host, `allowed_hosts=["testserver"]`, as they would list the real ones.
 """
 
 from __future__ import annotations
@@ -19,14 +22,29 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from crudkit import hosts
+from crudkit.conf import Settings
 from crudkit.db import Database, Model
+from crudkit.exceptions import ImproperlyConfigured
+
+TEST_HOST = "testserver"
 
 
 @asynccontextmanager
-async def client_for(
-    app: FastAPI, base_url: str = "http://testserver"
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An `httpx.AsyncClient` calling `app` in-process, inside its lifespan."""
+async def client_for(app: FastAPI, base_url: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """An `httpx.AsyncClient` calling `app` in-process, inside its lifespan.
+
+    Without `base_url` it calls `http://testserver`, after checking that the app
+    answers that host (else every request would be a 400).
+    """
+    if base_url is None:
+        base_url = f"http://{TEST_HOST}"
+        settings = getattr(app.state, "settings", None)
+        if isinstance(settings, Settings) and not hosts.is_allowed(settings, TEST_HOST):
+            raise ImproperlyConfigured(
+                f"the app answers 400 to host {TEST_HOST!r}: add it to allowed_hosts in the "
+                f"test settings (allowed_hosts=[{TEST_HOST!r}]), or pass base_url"
+            )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:

@@ -10,7 +10,8 @@ every channel. One write runs these steps in one transaction:
 
 1. policy: `has_permission`, the row looked up within the caller's scope (404
    outside it), `has_object_permission` (skipped for trusted callers, `check=False`);
-2. validation: the model's `@validates` methods, then `Resource.validate`;
+2. validation: the model's `@validates` methods, then `Resource.validate` (which
+   sees the many-to-many sets too, and can tell a trusted caller by `current_caller`);
 3. the `before_*` hook;
 4. the statement (INSERT/UPDATE/DELETE ... RETURNING) and many-to-many links;
 5. the `after_*` hook;
@@ -256,6 +257,15 @@ class Caller:
         return user
 
 
+_current_caller: ContextVar[Caller | None] = ContextVar("crudkit_caller", default=None)
+
+
+def current_caller() -> Caller | None:
+    """The caller of the write whose validation or hooks are running (None outside one):
+    how a hook tells a trusted caller (`check=False`) from a checked one."""
+    return _current_caller.get()
+
+
 class WritePipeline:
     """Creates, changes and deletes rows of one project's resources (`app.state.writes`)."""
 
@@ -316,6 +326,16 @@ class WritePipeline:
                 _current.reset(token)
         await _run_callbacks(write.callbacks)
 
+    @asynccontextmanager
+    async def _writing(self, caller: Caller) -> AsyncIterator[Writer]:
+        """`transaction()`, with `caller` known to the write's hooks (`current_caller`)."""
+        token = _current_caller.set(caller)
+        try:
+            async with self.transaction() as writer:
+                yield writer
+        finally:
+            _current_caller.reset(token)
+
     # Policy.
 
     def authorize(
@@ -364,10 +384,11 @@ class WritePipeline:
                 values[owner] = user.id
         links = {key: values.pop(key) for key in list(values) if key in w.links}
         try:
-            async with self.transaction() as writer:
+            async with self._writing(caller) as writer:
                 values = w.run_validators(values, None)
                 if w.has_validate:
-                    values = await resource.validate(request, values, None)
+                    values = await resource.validate(request, {**values, **links}, None)
+                    links = {key: values.pop(key) for key in list(values) if key in w.links}
                 values = await resource.before_create(request, values)
                 row = await w.queries.insert(writer, values)
                 after_links = await self._write_links(writer, w, row, links) if links else {}
@@ -400,7 +421,7 @@ class WritePipeline:
         condition = self._scope(resource, caller, Action.UPDATE, scope)
         links = {key: values.pop(key) for key in list(values) if key in w.links}
         try:
-            async with self.transaction() as writer:
+            async with self._writing(caller) as writer:
                 row, conditional = await self._locate(
                     writer, w, pk, caller, Action.UPDATE, condition, if_match
                 )
@@ -408,7 +429,8 @@ class WritePipeline:
                     self._check_owner_change(resource, caller, row, values)
                 values = w.run_validators(values, row)
                 if w.has_validate:
-                    values = await resource.validate(request, values, row)
+                    values = await resource.validate(request, {**values, **links}, row)
+                    links = {key: values.pop(key) for key in list(values) if key in w.links}
                 values = await resource.before_update(request, row, values)
                 if not values and not links:
                     return row
@@ -444,7 +466,7 @@ class WritePipeline:
         request = caller.request
         condition = self._scope(resource, caller, Action.DELETE, scope)
         try:
-            async with self.transaction() as writer:
+            async with self._writing(caller) as writer:
                 row, conditional = await self._locate(
                     writer, w, pk, caller, Action.DELETE, condition, if_match
                 )

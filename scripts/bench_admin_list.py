@@ -157,6 +157,7 @@ async def main() -> None:
         database_url=options.url,
         secret_key="benchmark-secret-key-that-is-long-enough",
         installed_apps=["crudkit.contrib.auth", "crudkit.contrib.admin", "shop"],
+        allowed_hosts=["testserver"],
         argon2_time_cost=1,
         argon2_memory_cost=1024,
         argon2_parallelism=1,

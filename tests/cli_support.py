@@ -79,6 +79,7 @@ def example_settings(database_url: str, **values: Any) -> crudkit.Settings:
     options: dict[str, Any] = {
         "secret_key": TEST_SECRET,
         "installed_apps": EXAMPLE_APPS,
+        "allowed_hosts": ["testserver"],
         # Cheap hashing keeps the suite fast; the scheme is the same argon2id.
         "argon2_time_cost": 1,
         "argon2_memory_cost": 1024,
@@ -192,6 +193,7 @@ class TempProject:
                 "CRUDKIT_DATABASE_URL": self.database_url,
                 "CRUDKIT_SECRET_KEY": TEST_SECRET,
                 "CRUDKIT_DEBUG": "false",
+                "CRUDKIT_ALLOWED_HOSTS": "testserver",
                 "CRUDKIT_ARGON2_TIME_COST": "1",
                 "CRUDKIT_ARGON2_MEMORY_COST": "1024",
                 "CRUDKIT_ARGON2_PARALLELISM": "1",

@@ -162,6 +162,8 @@ def _base_settings(test_database: SuiteDatabase) -> crudkit.Settings:
         secret_key=TEST_SECRET,
         installed_apps=EXAMPLE_APPS,
         allow_registration=True,
+        # httpx's in-process clients, and the live servers the suite starts.
+        allowed_hosts=["testserver", "127.0.0.1", "localhost"],
         # Cheap hashing keeps the suite fast; the scheme is the same argon2id.
         argon2_time_cost=1,
         argon2_memory_cost=1024,

@@ -19,6 +19,7 @@ def create_app() -> FastAPI:
         database_url=os.environ["FAULT_DATABASE_URL"],
         secret_key=os.environ["FAULT_SECRET_KEY"],
         installed_apps=["crudkit.contrib.auth", "shop"],
+        allowed_hosts=["127.0.0.1"],
         _env_file=None,  # type: ignore[call-arg]
     )
     apps = crudkit.Apps(settings).populate()

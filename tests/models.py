@@ -15,6 +15,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     Numeric,
     SmallInteger,
     String,
@@ -161,3 +162,23 @@ class Stamp(crudkit.Model):
     slug: Mapped[str] = mapped_column(String(60), default=_slug)
     serial: Mapped[int] = mapped_column(default=_serial)
     edited: Mapped[str | None] = mapped_column(String(80), onupdate=_edited)
+
+
+class Attachment(crudkit.Model):
+    """Binary content: base64 text in JSON and in the admin's form."""
+
+    __tablename__ = "test_attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Reading(crudkit.Model):
+    """A decimal column without a precision: only the database bounds its values."""
+
+    __tablename__ = "test_reading"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value: Mapped[Decimal] = mapped_column(Numeric)

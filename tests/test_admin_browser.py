@@ -4,7 +4,7 @@ The app is served by uvicorn on a free port, in the test's event loop; the
 browser is Debian's Chromium (`/usr/bin/chromium`, or CRUDKIT_TEST_CHROMIUM),
 headless. The tests are skipped when no Chromium can be started.
 
-The README's screenshots come from here: with CRUDKIT_UPDATE_SCREENSHOTS=1 the
+The README's screenshots come from here: with CRUDKIT_TEST_UPDATE_SCREENSHOTS=1 the
 tour writes `docs/admin-products.png` and `docs/admin-edit.png`; otherwise it
 takes them into a temporary directory, so the code path is exercised anyway.
 """
@@ -95,7 +95,7 @@ async def page(live_url: str) -> AsyncIterator[Any]:
 
 @pytest.fixture
 def screenshots(tmp_path: Path) -> Path:
-    return DOCS if os.environ.get("CRUDKIT_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    return DOCS if os.environ.get("CRUDKIT_TEST_UPDATE_SCREENSHOTS") == "1" else tmp_path
 
 
 async def log_in(page: Any, username: str) -> None:

@@ -22,7 +22,7 @@ SECURE = {
     "secret_key": STRONG_KEY,
     "debug": False,
     "https_only": True,
-    "docs_enabled": False,
+    "docs_url": None,
 }
 
 
@@ -55,9 +55,16 @@ def test_deploy_checks_on_insecure_settings(url: str, tmp_path: Path) -> None:
 
     result = cli("check", "--deploy")
 
-    expected = ["crudkit.E003", "crudkit.W001", "crudkit.W003", "crudkit.W004", "crudkit.W005"]
+    expected = [
+        "crudkit.E003",
+        "crudkit.E007",  # debug serves /metrics to anyone
+        "crudkit.W001",
+        "crudkit.W003",
+        "crudkit.W004",
+        "crudkit.W005",
+    ]
     if url.startswith("sqlite"):
-        expected.insert(2, "crudkit.W002")
+        expected.insert(3, "crudkit.W002")
     assert ids(result.stdout) == expected
     assert result.exit_code == 1
     assert result.stdout.startswith("System check identified some issues:\n\nERRORS:\n")
@@ -163,3 +170,63 @@ def test_a_project_that_cannot_load_is_a_finding(sqlite_url: str, gadgets: str) 
 )
 def test_secret_key_weakness(key: str, weakness: str | None) -> None:
     assert secret_key_weakness(key) == weakness
+
+
+def test_hosts_are_required_without_debug(sqlite_url: str) -> None:
+    result = Cli(sqlite_url, **{**SECURE, "allowed_hosts": []})("check")
+
+    assert result.exit_code == 1
+    assert ids(result.stdout) == ["crudkit.E006"]
+    assert "allowed_hosts is empty and debug is off: the app refuses to start" in result.stdout
+    assert "HINT: set CRUDKIT_ALLOWED_HOSTS" in result.stdout
+
+
+def test_deploy_warns_about_any_host_and_public_docs(sqlite_url: str) -> None:
+    cli = Cli(sqlite_url, **{**SECURE, "allowed_hosts": ["*"], "docs_url": "/api-docs"})
+
+    result = cli("check", "--deploy")
+
+    assert result.exit_code == 0, result.output
+    assert ids(result.stdout) == ["crudkit.W002", "crudkit.W004", "crudkit.W006"]
+    assert "the API docs (/api-docs, /redoc, /openapi.json) are served to anyone" in result.stdout
+    assert "HINT: set CRUDKIT_DOCS_URL= (empty)" in result.stdout
+    assert "allowed_hosts is '*'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("token", "finding"),
+    [
+        (None, None),  # /metrics answers 404
+        (secrets.token_urlsafe(32), None),
+        (
+            "short-" + secrets.token_hex(4),
+            "metrics_token is weak: it is shorter than 32 characters",
+        ),
+        (
+            "changeme-" + secrets.token_urlsafe(32),
+            "metrics_token is weak: it is a well-known value",
+        ),
+    ],
+)
+def test_deploy_checks_the_metrics_token(sqlite_url: str, token: str, finding: str | None) -> None:
+    result = Cli(sqlite_url, **{**SECURE, "metrics_token": token})("check", "--deploy")
+
+    if finding is None:
+        assert ids(result.stdout) == ["crudkit.W002"], result.stdout
+        assert result.exit_code == 0
+    else:
+        assert ids(result.stdout) == ["crudkit.E008", "crudkit.W002"]
+        assert f"crudkit.E008 (error): {finding}" in result.stdout
+        assert result.exit_code == 1
+
+
+def test_deploy_errors_on_metrics_open_to_anyone(sqlite_url: str) -> None:
+    cli = Cli(sqlite_url, **{**SECURE, "debug": True})
+
+    result = cli("check", "--deploy")
+
+    assert "crudkit.E007" in ids(result.stdout)
+    assert "/metrics answers anyone: debug is on and no metrics_token is set" in result.stdout
+    assert "HINT: set CRUDKIT_METRICS_TOKEN" in result.stdout
+    with_token = Cli(sqlite_url, **{**SECURE, "debug": True, "metrics_token": STRONG_KEY})
+    assert "crudkit.E007" not in ids(with_token("check", "--deploy").stdout)

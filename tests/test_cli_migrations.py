@@ -32,7 +32,8 @@ def test_migrate_from_empty_to_head(cli: Cli) -> None:
     before = cli("showmigrations")
     assert before.exit_code == 0, before.output
     assert before.stdout == (
-        "auth\n [ ] 0001_initial\nadmin\n [ ] 0001_initial\nshop\n [ ] 0001_initial\n"
+        "auth\n [ ] 0001_initial\n [ ] 0002_username_case_insensitive\n"
+        "admin\n [ ] 0001_initial\nshop\n [ ] 0001_initial\n"
     )
 
     result = cli("migrate")
@@ -45,11 +46,13 @@ def test_migrate_from_empty_to_head(cli: Cli) -> None:
         "  Applying auth.0001_initial... OK\n"
         "  Applying shop.0001_initial... OK\n"
         "  Applying admin.0001_initial... OK\n"
+        "  Applying auth.0002_username_case_insensitive... OK\n"
     )
     assert {"auth_user", "auth_permission", "shop_product", "shop_order"} <= tables(cli)
     after = cli("showmigrations")
     assert after.stdout == (
-        "auth\n [X] 0001_initial\nadmin\n [X] 0001_initial\nshop\n [X] 0001_initial\n"
+        "auth\n [X] 0001_initial\n [X] 0002_username_case_insensitive\n"
+        "admin\n [X] 0001_initial\nshop\n [X] 0001_initial\n"
     )
 
 

@@ -103,11 +103,12 @@ def test_new_app_gets_migrations_that_migrate(project: Project) -> None:
     assert project.migrations == ["0001_initial.py", "__init__.py"]
     initial = (project.root / "library" / "migrations" / "0001_initial.py").read_text()
     assert "revision: str = 'library_0001'" in initial
-    assert "depends_on: str | Sequence[str] | None = 'auth_0001'" in initial
+    assert "depends_on: str | Sequence[str] | None = 'auth_0002'" in initial
     assert migrate[0] == 0, migrate[2]
     assert (
-        "  Applying auth.0001_initial... OK\n  Applying library.0001_initial... OK\n"
-        in (migrate[1])
+        "  Applying auth.0001_initial... OK\n"
+        "  Applying auth.0002_username_case_insensitive... OK\n"
+        "  Applying library.0001_initial... OK\n" in (migrate[1])
     )
     assert check_again[:2] == (0, "No changes detected\n")
 

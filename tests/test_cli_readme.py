@@ -44,7 +44,7 @@ def test_readme_tour(tmp_path: Path, backend: str) -> None:
         "    + Create table notes_note\n"
     )
     assert (
-        "depends_on: str | Sequence[str] | None = 'auth_0001'"
+        "depends_on: str | Sequence[str] | None = 'auth_0002'"
         in (root / "notes" / "migrations" / "0001_initial.py").read_text()
     )
     assert "  Applying notes.0001_initial... OK\n" in migrate[1]

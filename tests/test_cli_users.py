@@ -136,9 +136,14 @@ def test_bad_username_and_email(cli: Cli) -> None:
     bad_email = cli("createuser", "bob", "--email", "nope", "--noinput", env=ENV)
 
     assert bad_name.exit_code == 1
-    assert "does not qualify" in bad_name.stderr
+    assert bad_name.stderr == (
+        "Error: 'no spaces' is not a valid username: Usernames may contain only letters, "
+        "numbers, and @/./+/-/_ characters.\n"
+    )
     assert bad_email.exit_code == 1
-    assert bad_email.stderr == "Error: 'nope' is not a valid email address\n"
+    assert bad_email.stderr == (
+        "Error: 'nope' is not a valid email address: An email address must have an @-sign.\n"
+    )
 
 
 def test_changepassword_reads_stdin(cli: Cli) -> None:

@@ -51,6 +51,7 @@ def deployment(tmp_path: Path, backend: str) -> Iterator[tuple[str, str, dict[st
             "PATH": os.environ["PATH"],
             "CRUDKIT_SETTINGS_MODULE": "settings",
             "CRUDKIT_DEBUG": "false",
+            "CRUDKIT_ALLOWED_HOSTS": "127.0.0.1",
             "CRUDKIT_SECRET_KEY": TEST_SECRET,
             "CRUDKIT_DATABASE_URL": database_url,
             "CRUDKIT_REDIS_URL": REDIS_URL,

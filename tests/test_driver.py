@@ -156,7 +156,7 @@ async def test_a_slow_body_holds_no_pooled_connection(app: FastAPI, alice: Calle
         "root_path": "",
         "query_string": b"",
         "headers": [
-            (b"host", b"test"),
+            (b"host", b"testserver"),
             (b"content-type", b"application/json"),
             (b"authorization", alice.headers["Authorization"].encode()),
         ],

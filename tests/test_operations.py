@@ -131,10 +131,10 @@ async def test_wrong_content_type_is_422(client: httpx.AsyncClient, alice: Calle
 
 
 async def test_docs_can_be_turned_off(settings: crudkit.Settings) -> None:
-    app: FastAPI = crudkit.create_app(settings.model_copy(update={"docs_enabled": False}))
+    app: FastAPI = crudkit.create_app(settings.model_copy(update={"docs_url": None}))
     async with client_for(app) as client:
-        assert (await client.get("/docs")).status_code == 404
-        assert (await client.get("/openapi.json")).status_code == 404
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (await client.get(path)).status_code == 404, path
     await app.state.db.dispose()
 
 
@@ -163,7 +163,7 @@ async def test_readyz_reports_each_check(client: httpx.AsyncClient) -> None:
     checks = response.json()["checks"]
     assert checks["database"] == "ok"
     assert checks["migrations"].startswith("pending: ")
-    assert "auth_0001" in checks["migrations"]
+    assert "auth_0002" in checks["migrations"]
 
 
 async def test_readyz_is_ok_on_a_migrated_database(tmp_path: Path) -> None:
@@ -174,6 +174,7 @@ async def test_readyz_is_ok_on_a_migrated_database(tmp_path: Path) -> None:
         secret_key="s" * 40,
         installed_apps=["crudkit.contrib.auth", "crudkit.contrib.admin", "shop"],
         redis_url=REDIS_URL,
+        allowed_hosts=["testserver"],
         _env_file=None,  # type: ignore[call-arg]
     )
     app = crudkit.create_app(settings)
@@ -204,16 +205,22 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def test_metrics_by_route_template(client: httpx.AsyncClient) -> None:
+async def test_metrics_by_route_template(settings: crudkit.Settings) -> None:
+    token = "metrics-" + "x1y2z3" * 8
+    app = crudkit.create_app(settings.model_copy(update={"metrics_token": token}))
+    scrape = {"Authorization": f"Bearer {token}"}
     labels = {"method": "GET", "route": "/api/v1/products/{id}", "status": "404"}
-    before = sample((await client.get("/metrics")).text, "crudkit_http_requests_total", **labels)
-    await client.get("/api/v1/products/1")
-    await client.get("/api/v1/products/2")
-    await client.get("/api/v1/products")
-    text = (await client.get("/metrics")).text
-    assert sample(text, "crudkit_http_requests_total", **labels) == before + 2
-    listed = sample(text, "crudkit_http_requests_total", route="/api/v1/products", status="200")
-    assert listed >= 1
-    assert "crudkit_http_request_duration_seconds_bucket" in text
-    assert 'crudkit_db_pool_connections{state="checked_out"}' in text
-    assert "/metrics" not in (await client.get("/openapi.json")).text
+    async with client_for(app) as client:
+        metrics = await client.get("/metrics", headers=scrape)
+        before = sample(metrics.text, "crudkit_http_requests_total", **labels)
+        await client.get("/api/v1/products/1")
+        await client.get("/api/v1/products/2")
+        await client.get("/api/v1/products")
+        text = (await client.get("/metrics", headers=scrape)).text
+        assert sample(text, "crudkit_http_requests_total", **labels) == before + 2
+        listed = sample(text, "crudkit_http_requests_total", route="/api/v1/products", status="200")
+        assert listed >= 1
+        assert "crudkit_http_request_duration_seconds_bucket" in text
+        assert 'crudkit_db_pool_connections{state="checked_out"}' in text
+        assert "/metrics" not in (await client.get("/openapi.json")).text
+    await app.state.db.dispose()

@@ -127,3 +127,114 @@ def test_unimportable_settings_module() -> None:
 
 def test_settings_class_is_exported() -> None:
     assert crudkit.Settings is crudkit.conf.Settings
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggestion"),
+    [
+        ("CRUDKIT_HTTPS_ONY", "did you mean CRUDKIT_HTTPS_ONLY?"),
+        ("crudkit_https_ony", "did you mean CRUDKIT_HTTPS_ONLY?"),  # read case-insensitively
+        ("CRUDKIT_ALLOWED_HOST", "did you mean CRUDKIT_ALLOWED_HOSTS?"),
+        ("CRUDKIT_SETTINGS_MODUL", "did you mean CRUDKIT_SETTINGS_MODULE?"),
+        ("CRUDKIT_ZZZ", "unset it, or declare the setting in the project's Settings"),
+    ],
+)
+def test_a_variable_that_names_no_setting_fails(
+    monkeypatch: pytest.MonkeyPatch, variable: str, suggestion: str
+) -> None:
+    monkeypatch.setenv("CRUDKIT_SECRET_KEY", SECRET)
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(ImproperlyConfigured) as caught:
+        build_settings()
+    assert str(caught.value) == (
+        f"invalid settings:\n  {variable.upper()} names no setting: {suggestion}"
+    )
+
+
+def test_a_misspelt_variable_is_named_before_what_it_caused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRUDKIT_SECRET_KY", SECRET)  # else: "secret_key is required"
+    with pytest.raises(ImproperlyConfigured, match="did you mean CRUDKIT_SECRET_KEY"):
+        build_settings()
+
+
+def test_a_misspelt_variable_in_dotenv_fails(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"CRUDKIT_SECRET_KEY={SECRET}\nCRUDKIT_PAGE_SIZE_MAXX=10\n")
+    with pytest.raises(ImproperlyConfigured, match="did you mean CRUDKIT_PAGE_SIZE_MAX"):
+        build_settings()
+    # A settings object told to read no .env file does not look at it either.
+    assert crudkit.Settings(secret_key=SECRET, _env_file=None)  # type: ignore[call-arg]
+
+
+def test_variables_that_are_not_settings_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRUDKIT_SECRET_KEY", SECRET)
+    for name in (
+        "CRUDKIT_SUPERUSER_USERNAME",
+        "CRUDKIT_SUPERUSER_EMAIL",
+        "CRUDKIT_SUPERUSER_PASSWORD",
+        "CRUDKIT_TEST_DATABASE_URL",
+        "CRUDKIT_TEST_SOMETHING_NEW",
+        "OTHER_HTTPS_ONY",
+    ):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("CRUDKIT_SETTINGS_MODULE", "")  # build_settings reads no module
+    assert build_settings().secret_key == SECRET
+
+
+def test_a_project_setting_is_known_by_its_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "shopsettings.py").write_text(
+        "import crudkit\nclass Settings(crudkit.Settings):\n    shop_name: str = 'Shop'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("CRUDKIT_SECRET_KEY", SECRET)
+    monkeypatch.setenv("CRUDKIT_SHOP_NAME", "Lamps")
+    assert load_settings("shopsettings").model_dump()["shop_name"] == "Lamps"
+    monkeypatch.delenv("CRUDKIT_SHOP_NAME")
+    monkeypatch.setenv("CRUDKIT_SHOP_NAM", "Lamps")
+    with pytest.raises(ImproperlyConfigured, match="did you mean CRUDKIT_SHOP_NAME"):
+        load_settings("shopsettings")
+
+
+def test_allowed_hosts_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRUDKIT_SECRET_KEY", SECRET)
+    monkeypatch.setenv("CRUDKIT_ALLOWED_HOSTS", "API.example.com, .example.org,*.shop.test,::1,*")
+    assert build_settings().allowed_hosts == [
+        "api.example.com",
+        ".example.org",
+        "*.shop.test",
+        "[::1]",
+        "*",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("https://example.com", "not a host name"),
+        ("example.com/admin", "not a host name"),
+        ("example.com:8000", "leave the port out"),
+        ('["[::1]:8000"]', "leave the port out"),
+        ("api.*.example.com", "'*' stands alone"),
+    ],
+)
+def test_bad_allowed_hosts_fail_clearly(
+    monkeypatch: pytest.MonkeyPatch, entry: str, message: str
+) -> None:
+    monkeypatch.setenv("CRUDKIT_SECRET_KEY", SECRET)
+    monkeypatch.setenv("CRUDKIT_ALLOWED_HOSTS", entry)
+    with pytest.raises(ImproperlyConfigured, match="CRUDKIT_ALLOWED_HOSTS") as caught:
+        build_settings()
+    assert message in str(caught.value)
+
+
+def test_docs_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRUDKIT_SECRET_KEY", SECRET)
+    assert build_settings().docs_url == "/docs"
+    monkeypatch.setenv("CRUDKIT_DOCS_URL", "")
+    assert build_settings().docs_url is None
+    monkeypatch.setenv("CRUDKIT_DOCS_URL", "api-docs")
+    with pytest.raises(ImproperlyConfigured, match="CRUDKIT_DOCS_URL"):
+        build_settings()

@@ -22,7 +22,8 @@ the panel is mounted at the `admin_path` setting (default `/admin`).
     csrf.py         per-session CSRF tokens and the origin check
     forms.py        AdminForm: the CSRF field, the row version, per-user fields
     filters.py      list filters parsed by crudkit's FilterSet
-    errors.py       failed saves as form messages
+    errors.py       failed saves as form messages, database errors in the API's words
+    exports.py      CSV and JSON exports with formula-leading text quoted
     error_pages.py  500 and 503 pages for what no view handled
     context.py      the admin request in progress, for forms
     migrations/     the history table's migrations

@@ -10,7 +10,10 @@ a deactivation. Logging out of the admin bumps it too, which ends the user's
 API tokens as `POST /auth/logout` does: a stolen copy of the cookie is worth
 nothing once its owner has logged out.
 
-Failed logins share the API's throttle (per username and client).
+Logins share the API's throttle (per username and client, each attempt counted
+before the password is checked) and its password hasher (a bounded number of
+hashes at once per worker). Logging out goes through the write pipeline, so it
+is recorded in the history as the API's logout is.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-from anyio import to_thread
 from fastapi import FastAPI
 from sqladmin.authentication import AuthenticationBackend
 from sqlalchemy import update
@@ -31,11 +33,11 @@ from starlette.responses import RedirectResponse, Response
 from crudkit.conf import Settings
 from crudkit.contrib.admin.csrf import CSRFMiddleware
 from crudkit.contrib.auth.deps import AuthServices
-from crudkit.contrib.auth.hashing import verify_dummy, verify_password
 from crudkit.contrib.auth.models import User
+from crudkit.contrib.auth.sessions import end_sessions
 from crudkit.contrib.auth.users import AuthUser, load_user
 from crudkit.db import Database, table_of
-from crudkit.exceptions import Throttled
+from crudkit.exceptions import ServiceUnavailable, Throttled
 
 USER_KEY = "user_id"
 VERSION_KEY = "token_version"
@@ -107,28 +109,33 @@ class StaffAuthentication(AuthenticationBackend):
         username = str(form.get("username") or "")
         password = str(form.get("password") or "")
         client = request.client.host if request.client else "unknown"  # as the API counts it
-        throttle = self.services.throttle
+        services = self.services
         try:
-            await throttle.check(username, client)
+            # Counted before the password is looked at, as the API's login does.
+            await services.throttle.reserve(username, client)
+            user = None
+            if username and "\x00" not in username:  # no username has NUL; PostgreSQL refuses it
+                async with self.db.read() as conn:
+                    user = await load_user(conn, username=username)
+            if user is None:
+                await services.hasher.verify_dummy(password)
+                ok, new_hash = False, None
+            else:
+                ok, new_hash = await services.hasher.verify(password, user.hashed_password)
         except Throttled as exc:
             raise LoginRefused(
                 f"Too many failed attempts; try again in {exc.retry_after} seconds.",
                 429,
-                {"Retry-After": str(exc.retry_after)},
+                exc.headers,
             ) from None
-        user = None
-        if username and "\x00" not in username:  # no username has NUL; PostgreSQL refuses it
-            async with self.db.read() as conn:
-                user = await load_user(conn, username=username)
-        if user is None:
-            await to_thread.run_sync(verify_dummy, password)
-            ok, new_hash = False, None
-        else:
-            ok, new_hash = await to_thread.run_sync(verify_password, password, user.hashed_password)
+        except ServiceUnavailable as exc:
+            raise LoginRefused(
+                "The server is busy; please try again in a moment.", 503, exc.headers
+            ) from None
         if user is None or not ok or not may_enter(user):
-            await throttle.failed(username, client)
             raise LoginRefused(REFUSED)
-        await throttle.succeeded(username, client)
+        await services.throttle.succeeded(username, client)
+        # Bookkeeping, not an edit: no history row (as the API's login).
         values: dict[str, Any] = {"last_login": datetime.now(UTC)}
         if new_hash:  # an outdated scheme (bcrypt): upgrade to argon2id now
             values["hashed_password"] = new_hash
@@ -142,12 +149,8 @@ class StaffAuthentication(AuthenticationBackend):
     async def logout(self, request: Request) -> Response | bool:
         user = await self._session_user(request)
         if user is not None:
-            async with self.db.transaction() as conn:
-                await conn.execute(
-                    update(users)
-                    .where(users.c.id == user.id)
-                    .values(token_version=users.c.token_version + 1)
-                )
+            request.scope["user"] = user  # who the history names
+            await end_sessions(request, user.id, via="admin")
         request.session.clear()
         return RedirectResponse(request.url_for("admin:login"), status_code=302)
 

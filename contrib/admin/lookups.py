@@ -81,6 +81,8 @@ class ResourceLoader(QueryAjaxModelLoader):
         they may not read."""
         if self.name in self.view.get_form_exclusions(request):
             raise HTTPException(403, "This field is not on your form.")
+        if "\x00" in term:  # PostgreSQL cannot compare text with NUL in it
+            raise HTTPException(400, "The search must not contain NUL characters.")
         matches = []
         if (found := self._search.search(term)) is not None:
             matches.append(found)

@@ -7,7 +7,8 @@ Readable columns are listed (write-only ones never are), `search_fields`,
 filters, and the form holds the writable columns (read-only ones and the
 `owner_field` are not in it) and the many-to-many links. Foreign keys are
 labelled by what they refer to (`Category`, not `Category ID`), edited through
-lookups (`lookups.py`) and shown as links to the row they refer to.
+lookups (`lookups.py`) and shown as links to the row they refer to; binary
+columns are edited as base64 text and listed by their size (`binary.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import RelationshipDirection, RelationshipProperty
 from starlette.requests import Request
 from wtforms import PasswordField
 
+from crudkit.contrib.admin.binary import Base64Field, binary_size
 from crudkit.contrib.admin.filters import filters_for
 from crudkit.contrib.admin.lookups import lookup_target
 from crudkit.contrib.admin.permissions import AdminPolicy
@@ -95,6 +97,8 @@ def view_attributes(resource: Resource) -> dict[str, Any]:
     }
     labels = {key: label_for(key, foreign=key in foreign) for key in resource.columns}
     links = {key: foreign_key_link(target) for key, target in foreign.items() if target.admin}
+    binary = [key for key, info in resource.columns.items() if info.is_binary]
+    formatters: dict[str, Any] = {**links, **dict.fromkeys(binary, binary_size)}
     create_fields, edit_fields = form_fields(resource)
     default_sort = [
         (field.lstrip("-"), field.startswith("-")) for field in resource.default_ordering
@@ -108,8 +112,8 @@ def view_attributes(resource: Resource) -> dict[str, Any]:
         "column_details_list": readable,
         "column_export_list": readable,
         "column_labels": labels,
-        "column_formatters": links,
-        "column_formatters_detail": links,
+        "column_formatters": formatters,
+        "column_formatters_detail": formatters,
         "column_searchable_list": list(resource.search_fields),
         "column_sortable_list": list(resource.ordering_fields),
         "column_default_sort": default_sort,
@@ -119,5 +123,8 @@ def view_attributes(resource: Resource) -> dict[str, Any]:
         # Key columns are form fields (foreign keys as lookups, a natural key on create).
         "form_include_pk": True,
         "form_args": {key: {"allow_blank": resource.columns[key].nullable} for key in foreign},
-        "form_overrides": dict.fromkeys(resource.write_only_fields, PasswordField),
+        "form_overrides": {
+            **dict.fromkeys(binary, Base64Field),
+            **dict.fromkeys(resource.write_only_fields, PasswordField),
+        },
     }

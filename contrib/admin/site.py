@@ -6,11 +6,12 @@
 first in line, staff login (`StaffAuthentication`), the resources'
 permissions (`ResourceAuthorization`), CSRF checks, error pages
 (`ErrorPageMiddleware`) and pages no site may frame (`DenyFramingMiddleware`).
-Three of sqladmin's endpoints change: the index
+Four of sqladmin's endpoints change: the index
 lists the apps and models the user may see (`dashboard.py`), a refused login
-re-shows the form with the reason (429 when throttled), and logout only
+re-shows the form with the reason (429 when throttled), logout only
 happens on POST (GET shows a confirmation form), so a link on another site
-cannot log anyone out.
+cannot log anyone out, and a delete that names no rows is a 400 while one that
+names several deletes all of them or none.
 
 The admin is a Starlette app of its own, so in an admin request `request.app`
 is that app, not the project's. Its `state` *is* the project app's `state`:
@@ -25,6 +26,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqladmin import Admin
 from sqladmin.authentication import login_required
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -41,8 +43,10 @@ from crudkit.contrib.admin.models import LogEntry
 from crudkit.contrib.admin.permissions import ResourceAuthorization
 from crudkit.contrib.admin.users import user_view
 from crudkit.contrib.admin.views import ResourceView, identities, view_for
+from crudkit.contrib.admin.writes import deleted_rows
 from crudkit.contrib.auth.models import User
 from crudkit.db import Database
+from crudkit.writes import WritePipeline
 
 HERE = Path(__file__).resolve().parent
 TITLE = "crudkit administration"
@@ -108,6 +112,24 @@ class CrudkitAdmin(Admin):
             response.headers.update(refused.headers)
             return response
 
+    @login_required
+    async def delete(self, request: Request) -> Response:
+        # Without `pks` sqladmin raises a bare ValueError: a 500.
+        pks = request.query_params.get("pks")
+        if not pks:
+            raise HTTPException(400, "No rows to delete were chosen.")
+        # All or nothing: every row's delete joins one transaction, rolled back unless
+        # each chosen row was deleted (sqladmin reports a refusal and stops at that row).
+        wanted = len(pks.split(","))
+        try:
+            async with WritePipeline.of(request.app).transaction():
+                response: Response = await super().delete(request)
+                if deleted_rows(request) != wanted:
+                    raise _Incomplete(response)
+        except _Incomplete as incomplete:
+            return incomplete.response
+        return response
+
     async def logout(self, request: Request) -> Response:
         if request.method == "POST":
             return await super().logout(request)
@@ -116,6 +138,13 @@ class CrudkitAdmin(Admin):
         if not await self.authentication_backend.authenticate(request):
             return RedirectResponse(request.url_for("admin:login"), status_code=302)
         return await self.templates.TemplateResponse(request, LOGOUT_TEMPLATE)
+
+
+class _Incomplete(Exception):
+    """A bulk delete stopped before its last row: its transaction is rolled back."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
 
 
 def install_admin(app: FastAPI, apps: Apps) -> CrudkitAdmin:

@@ -3,14 +3,17 @@
 The stored hash is write-only: it is in no list, page, form or export. The
 form has a `password` field instead, checked against the same rules as the
 API's (length, numeric, similarity, common passwords), required when adding a
-user and left blank on edit to keep the current one; it is hashed with
-`hash_password` before the row is written. A new password bumps
-`token_version` (`UserResource.before_update`), ending the user's other sessions.
+user and left blank on edit to keep the current one; it is hashed by the app's
+`PasswordHasher` (a bounded number of hashes at once) before the row is written.
+A new password bumps `token_version` (`UserResource.before_update`), ending the
+user's other sessions.
 
 Only superusers see and set `is_staff`, `is_superuser`, groups and direct
 permissions, and only superusers may change or delete a superuser: a staff
 member with `auth.change_user` cannot make themselves, or anyone, more
-powerful than they are.
+powerful than they are. The write pipeline holds the same line on every
+channel (`crudkit.contrib.auth.escalation`): nor can they change or delete a
+user holding a permission they lack, which the form reports as an error.
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ from __future__ import annotations
 import types
 from typing import Any
 
-from anyio import to_thread
 from starlette.requests import Request
 from wtforms import PasswordField
 from wtforms.validators import StopValidation, ValidationError
 
 from crudkit.contrib.admin.auth import VERSION_KEY
+from crudkit.contrib.admin.errors import FormError
 from crudkit.contrib.admin.views import ResourceView, view_for
-from crudkit.contrib.auth.hashing import hash_password
+from crudkit.contrib.auth.deps import get_services
 from crudkit.contrib.auth.passwords import password_problems
+from crudkit.exceptions import ServiceUnavailable
 from crudkit.permissions import get_user
 from crudkit.resources import Resource
 
@@ -90,7 +94,10 @@ class UserView(ResourceView):
         password = data.pop(PASSWORD_FIELD, None)
         await super().on_model_change(data, model, is_created, request)
         if password:
-            data["hashed_password"] = await to_thread.run_sync(hash_password, password)
+            try:
+                data["hashed_password"] = await get_services(request).hasher.hash(password)
+            except ServiceUnavailable:
+                raise FormError("The server is busy; please try again in a moment.") from None
 
     async def after_model_change(
         self, data: dict[str, Any], model: Any, is_created: bool, request: Request

@@ -33,7 +33,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import RelationshipProperty, selectinload
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from crudkit.apps import Apps
 from crudkit.contrib.admin._sqladmin import (
@@ -52,6 +52,7 @@ from crudkit.contrib.admin.counting import (
 from crudkit.contrib.admin.errors import (
     FormError,
 )
+from crudkit.contrib.admin.exports import ExportRow
 from crudkit.contrib.admin.forms import VERSION_FIELD, AdminForm
 from crudkit.contrib.admin.lookups import ResourceLoader, loaders_for
 from crudkit.contrib.admin.options import view_attributes
@@ -193,6 +194,13 @@ class ResourceView(ModelView):
         stmt = self.policy.scope(stmt, current_request(), Action.DELETE)
         async with self.session_maker(expire_on_commit=False) as session:
             return (await session.execute(stmt)).scalars().first()
+
+    async def export_data(
+        self, data: Sequence[Any], export_type: str = "csv", request: Request | None = None
+    ) -> StreamingResponse:
+        # Every format reads the rows' values through `ExportRow`: no cell starts a formula.
+        rows = [ExportRow(row) for row in data]
+        return await super().export_data(rows, export_type, request)
 
     # Row checks: a row out of scope is 404, as in the API.
 

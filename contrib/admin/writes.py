@@ -6,7 +6,8 @@ resource's policy (the row looked up within the user's scope), the Create or
 Update schema, the model's `@validates` and `Resource.validate`, the hooks, the
 statement, the history entry (channel `admin`) and the `on_commit` callbacks,
 in one transaction. What the pipeline refuses becomes a `FormError`: a
-validation error on the field it names, anything else above the form.
+message above the form, and on the field when the error names one (a database
+error too, never in the driver's words: see `errors.py`).
 
 An edit form carries the version of the row it was opened on (`VERSION_FIELD`:
 the same content hash as the API's `ETag`), sent to the pipeline as `If-Match`:
@@ -18,22 +19,34 @@ the write, `after_model_change` and `after_model_delete` once it is committed.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
 from starlette.requests import Request
 
 from crudkit.contrib.admin._sqladmin import store_after_change_response
-from crudkit.contrib.admin.errors import FormError, describe_http_error
+from crudkit.contrib.admin.errors import (
+    UNEXPLAINED,
+    FormError,
+    describe_http_error,
+    explain_db_error,
+    field_messages,
+)
 from crudkit.contrib.admin.forms import VERSION_FIELD, add_field_errors
-from crudkit.exceptions import HTTPError, NotFound, PreconditionFailed, ValidationError
+from crudkit.exceptions import HTTPError, NotFound, PreconditionFailed
 from crudkit.queries import row_etag
 from crudkit.writes import Caller, WritePipeline
 
 if TYPE_CHECKING:
     from crudkit.contrib.admin.views import ResourceView
     from crudkit.resources import Resource
+
+logger = logging.getLogger("crudkit.admin")
 
 
 def object_version(resource: Resource, obj: Any) -> str:
@@ -65,7 +78,7 @@ class RowWriter:
         links = {key: value for key, value in data.items() if key in self.link_keys}
         return values, links
 
-    def _refused(self, request: Request, exc: HTTPError) -> FormError:
+    def _refused(self, request: Request, exc: HTTPError, *, deleting: bool = False) -> FormError:
         if isinstance(exc, PreconditionFailed):
             return FormError(
                 f"Someone else changed this {self.name} after you opened the form, "
@@ -74,9 +87,28 @@ class RowWriter:
             )
         if isinstance(exc, NotFound):
             return FormError(f"This {self.name} no longer exists.")
-        if isinstance(exc, ValidationError):
-            add_field_errors(request, exc.messages)
+        if deleting and exc.status_code == 409:
+            return FormError(
+                f"This {self.name} is still referred to by other rows; "
+                "delete or change those first."
+            )
+        add_field_errors(request, field_messages(exc))
         return FormError(describe_http_error(exc))
+
+    @contextmanager
+    def _refusals(self, request: Request, *, deleting: bool = False) -> Iterator[None]:
+        """What the pipeline refuses, and any database error, as a `FormError`: never
+        the driver's text, which holds the statement and its values."""
+        try:
+            yield
+        except HTTPError as exc:
+            raise self._refused(request, exc, deleting=deleting) from None
+        except SQLAlchemyError as exc:
+            error = explain_db_error(exc, self.resource.table)
+            if error is None:
+                logger.error("admin: a %s write failed", self.name, exc_info=exc)
+                raise FormError(UNEXPLAINED) from None
+            raise self._refused(request, error, deleting=deleting) from None
 
     @staticmethod
     def _pipeline(request: Request) -> WritePipeline:
@@ -87,17 +119,15 @@ class RowWriter:
     async def insert(self, request: Request, data: dict[str, Any]) -> Any:
         view = self.view
         data.pop(VERSION_FIELD, None)
-        await view.on_model_change(data, view.model(), True, request)
-        pipeline = self._pipeline(request)
-        writes = pipeline.writes_for(self.resource)
-        values, links = self._values(data)
-        try:
+        with self._refusals(request):
+            await view.on_model_change(data, view.model(), True, request)
+            pipeline = self._pipeline(request)
+            writes = pipeline.writes_for(self.resource)
+            values, links = self._values(data)
             cleaned = writes.clean(values, create=True)
             row = await pipeline.create(
                 self.resource, {**cleaned, **links}, Caller(request, via="admin")
             )
-        except HTTPError as exc:
-            raise self._refused(request, exc) from None
         obj = instance_of(self.resource, row)
         await self._after_change(request, data, obj, created=True)
         return obj
@@ -106,13 +136,13 @@ class RowWriter:
         view = self.view
         version = data.pop(VERSION_FIELD, None)
         key = view.parse_pk(pk)
-        current = await view.get_object_for_edit(request)
-        if current is None:
-            raise FormError(f"This {self.name} no longer exists.")
-        await view.on_model_change(data, current, False, request)
-        pipeline = self._pipeline(request)
-        values, links = self._values(data)
-        try:
+        with self._refusals(request):
+            current = await view.get_object_for_edit(request)
+            if current is None:
+                raise FormError(f"This {self.name} no longer exists.")
+            await view.on_model_change(data, current, False, request)
+            pipeline = self._pipeline(request)
+            values, links = self._values(data)
             cleaned = pipeline.writes_for(self.resource).clean(values, create=False)
             row = await pipeline.update(
                 self.resource,
@@ -121,8 +151,6 @@ class RowWriter:
                 Caller(request, via="admin"),
                 if_match=version or None,
             )
-        except HTTPError as exc:
-            raise self._refused(request, exc) from None
         obj = instance_of(self.resource, row)
         await self._after_change(request, data, obj, created=False)
         return obj
@@ -130,15 +158,9 @@ class RowWriter:
     async def delete(self, request: Request, pk: Any, obj: Any) -> None:
         """Delete the row `pk` (`obj`, already passed to `on_model_delete`)."""
         key = self.view.parse_pk(str(pk))
-        try:
+        with self._refusals(request, deleting=True):
             await self._pipeline(request).delete(self.resource, key, Caller(request, via="admin"))
-        except HTTPError as exc:
-            if exc.status_code == 409:
-                raise FormError(
-                    f"This {self.name} is still referred to by other rows; "
-                    "delete or change those first."
-                ) from None
-            raise self._refused(request, exc) from None
+        request.state.admin_deleted_rows = deleted_rows(request) + 1
         await self.view.after_model_delete(obj, request)
 
     async def _after_change(
@@ -146,3 +168,9 @@ class RowWriter:
     ) -> None:
         response = await self.view.after_model_change(data, obj, created, request)
         store_after_change_response(request, response)
+
+
+def deleted_rows(request: Request) -> int:
+    """How many rows this admin request has deleted so far."""
+    count: int = getattr(request.state, "admin_deleted_rows", 0)
+    return count

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudkit.cli import CommandError, Project, pass_project
 from crudkit.contrib.auth.hashing import hash_password
+from crudkit.contrib.auth.identity import (
+    find_username_clash,
+    normalize_username,
+    validate_email,
+    validate_username,
+)
 from crudkit.contrib.auth.models import User
 from crudkit.contrib.auth.passwords import password_problems
 from crudkit.exceptions import Conflict
@@ -30,10 +35,6 @@ from crudkit.writes import Caller, WritePipeline
 USERNAME_ENV = "CRUDKIT_SUPERUSER_USERNAME"
 EMAIL_ENV = "CRUDKIT_SUPERUSER_EMAIL"
 PASSWORD_ENV = "CRUDKIT_SUPERUSER_PASSWORD"
-
-# The rules `POST /auth/register` applies.
-USERNAME_RE = re.compile(r"^[\w.@+-]{1,150}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 noinput_option = click.option(
     "--noinput",
@@ -77,10 +78,10 @@ def createuser(
     """Create a user who is not a superuser; permissions are given in the admin."""
     if noinput and email is None:
         email = ""
-    asyncio.run(
+    created = asyncio.run(
         _create_user(project, username, email, noinput=noinput, is_staff=staff, is_superuser=False)
     )
-    click.echo(f"User {username!r} created.")
+    click.echo(f"User {created!r} created.")
 
 
 @click.command()
@@ -108,13 +109,14 @@ async def _create_user(
     async with project.database() as db:
         if username is None:
             username = click.prompt("Username")
-        _check_username(username)
-        async with db.session() as session:
-            if await _find(session, username) is not None:
-                raise CommandError(f"a user named {username!r} already exists")
+        username = _check_username(username)
+        async with db.reader() as reader:
+            existing = await find_username_clash(reader, username)
+        if existing is not None:
+            raise CommandError(_taken(username, existing))
         if email is None:
             email = click.prompt("Email address", default="", show_default=False)
-        _check_email(email)
+        email = _check_email(email)
         if noinput:
             password = os.environ.get(PASSWORD_ENV, "")
             if not password:
@@ -133,7 +135,7 @@ async def _create_user(
         try:
             await pipeline.create(User, values, _caller(pipeline))
         except Conflict:  # created by someone else meanwhile
-            raise CommandError(f"a user named {username!r} already exists") from None
+            raise CommandError(_taken(username, username)) from None
     return username
 
 
@@ -158,7 +160,9 @@ def _caller(pipeline: WritePipeline) -> Caller:
 
 
 async def _find(session: AsyncSession, username: str) -> User | None:
-    result = await session.execute(select(User).where(User.username == username))
+    """The user logging in as `username` would be (normalised, any case)."""
+    name = func.lower(normalize_username(username))
+    result = await session.execute(select(User).where(func.lower(User.username) == name))
     return result.scalar_one_or_none()
 
 
@@ -187,14 +191,25 @@ def check_password(password: str, *, username: str, email: str) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _check_username(username: str) -> None:
-    if not USERNAME_RE.match(username):
-        raise CommandError(
-            "a username has 1 to 150 letters, digits and @ . + - _ characters; "
-            f"{username!r} does not qualify"
-        )
+def _check_username(username: str) -> str:
+    """The username normalised as every channel stores it, or a one-line error."""
+    try:
+        return validate_username(username)
+    except ValueError as exc:
+        raise CommandError(f"{username!r} is not a valid username: {exc}") from None
 
 
-def _check_email(email: str) -> None:
-    if email and (len(email) > 254 or not EMAIL_RE.match(email)):
-        raise CommandError(f"{email!r} is not a valid email address")
+def _check_email(email: str) -> str:
+    try:
+        return validate_email(email)
+    except ValueError as exc:
+        raise CommandError(f"{email!r} is not a valid email address: {exc}") from None
+
+
+def _taken(username: str, existing: str) -> str:
+    if existing == username:
+        return f"a user named {username!r} already exists"
+    return (
+        f"a user named {existing!r} already exists, and usernames are unique whatever "
+        f"their case: {username!r} is taken"
+    )

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from crudkit.authentication import UserLike, get_user
 from crudkit.conf import Settings
+from crudkit.contrib.auth.hashing import PasswordHasher
 from crudkit.contrib.auth.throttle import LoginThrottle, make_throttle
 from crudkit.contrib.auth.tokens import TokenCodec
 from crudkit.contrib.auth.users import AuthUser, load_user
@@ -22,10 +23,11 @@ from crudkit.exceptions import NotAuthenticated
 
 @dataclass
 class AuthServices:
-    """Per-app token codec and login throttle, at `app.state.auth`."""
+    """Per-app token codec, login throttle and password hasher, at `app.state.auth`."""
 
     tokens: TokenCodec
     throttle: LoginThrottle
+    hasher: PasswordHasher
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthServices:
@@ -39,6 +41,7 @@ class AuthServices:
             throttle=make_throttle(
                 settings.redis_url, attempts=settings.login_attempts, window=settings.login_window
             ),
+            hasher=PasswordHasher(settings.password_hash_concurrency),
         )
 
     async def close(self) -> None:

@@ -16,9 +16,11 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -106,6 +108,12 @@ class User(Model):
     groups: Mapped[list[Group]] = relationship(secondary=user_groups, lazy="raise")
     user_permissions: Mapped[list[Permission]] = relationship(
         secondary=user_permissions, lazy="raise"
+    )
+
+    __table_args__ = (
+        # `Admin` cannot join `admin`, even in a race between two writes. lower() folds
+        # only ASCII on SQLite; `auth.identity` compares the full Unicode case folding.
+        Index("uq_auth_user_username_lower", func.lower(username), unique=True),
     )
 
     def __str__(self) -> str:

@@ -1,5 +1,6 @@
 """Users, groups and permissions in the admin; not served by the REST API
-(users reach their own record through `/auth/me`)."""
+(users reach their own record through `/auth/me`). Whoever writes them is held to
+`escalation`'s rules: no one grants what they do not hold."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 import crudkit
+from crudkit.contrib.auth import escalation, identity
 from crudkit.contrib.auth.models import Group, Permission, User
 
 
@@ -19,6 +21,15 @@ class UserResource(crudkit.Resource):
     ordering_fields = ["username", "date_joined", "last_login"]
     read_only_fields = ["date_joined", "last_login", "token_version"]
     write_only_fields = ["hashed_password"]
+
+    async def validate(
+        self, request: Request, values: dict[str, Any], obj: Any = None
+    ) -> dict[str, Any]:
+        await escalation.check_user_write(request, values, obj)
+        return await identity.clean_user_write(request, values, obj)
+
+    async def before_delete(self, request: Request, obj: Any) -> None:
+        await escalation.check_user_delete(request, obj)
 
     async def before_update(
         self, request: Request, obj: Any, values: dict[str, Any]
@@ -37,6 +48,15 @@ class GroupResource(crudkit.Resource):
     search_fields = ["name"]
     ordering_fields = ["name"]
 
+    async def validate(
+        self, request: Request, values: dict[str, Any], obj: Any = None
+    ) -> dict[str, Any]:
+        await escalation.check_group_write(request, values, obj)
+        return values
+
+    async def before_delete(self, request: Request, obj: Any) -> None:
+        await escalation.check_group_delete(request, obj)
+
 
 @crudkit.register(Permission)
 class PermissionResource(crudkit.Resource):
@@ -44,3 +64,12 @@ class PermissionResource(crudkit.Resource):
     search_fields = ["codename", "name"]
     filter_fields = ["app_label", "model"]
     ordering_fields = ["codename"]
+
+    async def validate(
+        self, request: Request, values: dict[str, Any], obj: Any = None
+    ) -> dict[str, Any]:
+        await escalation.check_permission_write(request, values, obj)
+        return values
+
+    async def before_delete(self, request: Request, obj: Any) -> None:
+        await escalation.check_permission_delete(request, obj)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,10 +20,11 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crudkit.contrib.auth.deps import AuthenticatedUser, get_services
-from crudkit.contrib.auth.hashing import MAX_PASSWORD_LENGTH, hash_password, verify_dummy
-from crudkit.contrib.auth.hashing import verify_password as check_password
+from crudkit.contrib.auth.hashing import MAX_PASSWORD_LENGTH
+from crudkit.contrib.auth.identity import Email, Username
 from crudkit.contrib.auth.models import RefreshToken, User
 from crudkit.contrib.auth.passwords import MIN_LENGTH, password_problems
+from crudkit.contrib.auth.sessions import end_sessions
 from crudkit.contrib.auth.users import AuthUser, load_user
 from crudkit.db import Database, table_of
 from crudkit.exceptions import Conflict, Invalid, NotAuthenticated, NotFound
@@ -36,9 +36,6 @@ router = APIRouter(prefix="/auth", tags=["Auth"])
 
 users = table_of(User)
 refresh_tokens = table_of(RefreshToken)
-
-USERNAME_PATTERN = r"^[\w.@+-]+$"
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class TokenPair(BaseModel):
@@ -66,8 +63,14 @@ class UserOut(BaseModel):
 
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    username: SafeStr = Field(min_length=1, max_length=150, pattern=USERNAME_PATTERN)
-    email: SafeStr = Field(default="", max_length=254, pattern=EMAIL_PATTERN + "|^$")
+    # The rules every channel applies (`auth.identity`), so stated in words, not a pattern.
+    username: Username = Field(
+        min_length=1,
+        max_length=150,
+        description="Letters, digits and @ . + - _; NFKC-normalised and stripped; unique "
+        "whatever its case.",
+    )
+    email: Email = Field(default="", max_length=254, description="An email address, or empty.")
     password: SafeStr = Field(
         max_length=MAX_PASSWORD_LENGTH,
         # Documented, but checked by validate_password so the 422 names the rule.
@@ -129,25 +132,27 @@ async def _issue_pair(
     "/token",
     response_model=TokenPair,
     summary="Log in with a username and password",
-    responses=error_responses(400, 401, 413, 429),
+    responses=error_responses(400, 401, 413, 429, 503),
 )
 async def token(
     request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> TokenPair:
     services = get_services(request)
     client = _client(request)
-    await services.throttle.check(form.username, client)
+    # Counted before the password is looked at: parallel guesses cannot outrun the limit.
+    await services.throttle.reserve(form.username, client)
     async with _db(request).read() as conn:
         user = await load_user(conn, username=form.username)
     if user is None:
-        await to_thread.run_sync(verify_dummy, form.password)
+        await services.hasher.verify_dummy(form.password)
         ok, new_hash = False, None
     else:
-        ok, new_hash = await to_thread.run_sync(check_password, form.password, user.hashed_password)
+        ok, new_hash = await services.hasher.verify(form.password, user.hashed_password)
     if user is None or not ok or not user.is_active:
-        await services.throttle.failed(form.username, client)
         raise NotAuthenticated("Incorrect username or password.")
     await services.throttle.succeeded(form.username, client)
+    # Bookkeeping, not an edit: like Django's `update_last_login`, it leaves no history
+    # row (one per login would drown the user's real changes).
     async with _db(request).transaction() as conn:
         values: dict[str, Any] = {"last_login": datetime.now(UTC)}
         if new_hash:  # an outdated scheme (bcrypt): upgrade to argon2id now
@@ -174,9 +179,14 @@ async def refresh(request: Request, body: RefreshRequest) -> TokenPair:
             .returning(refresh_tokens.c.user_id, refresh_tokens.c.family)
         )
         row = spent.first()
+        replayed = None
         if row is None:
-            # A spent (or unknown) token presented again may have leaked: end its family.
-            await _end_family(conn, claims["jti"], now)
+            # A spent token presented again may have leaked: see below.
+            replayed = await conn.scalar(
+                select(refresh_tokens.c.user_id)
+                .where(refresh_tokens.c.jti == claims["jti"])
+                .where(refresh_tokens.c.used_at.is_not(None))
+            )
             pair = None
         else:
             user = await load_user(conn, user_id=row._mapping["user_id"])
@@ -193,6 +203,10 @@ async def refresh(request: Request, body: RefreshRequest) -> TokenPair:
                 if valid and user is not None
                 else None
             )
+    if replayed is not None:
+        # Whoever holds it (its owner or a thief) may also hold access tokens minted from
+        # its family: end every session of the user, so none outlives the replay.
+        await end_sessions(request, replayed)
     if pair is None:
         raise NotAuthenticated("Invalid or expired refresh token.")
     return pair
@@ -206,26 +220,8 @@ async def refresh(request: Request, body: RefreshRequest) -> TokenPair:
     responses=error_responses(401),
 )
 async def logout(request: Request, user: AuthenticatedUser) -> Response:
-    async with _db(request).transaction() as conn:
-        await _revoke_all(conn, user.id)
+    await end_sessions(request, user.id)
     return Response(status_code=204)
-
-
-async def _end_family(conn: AsyncConnection, jti: str, now: datetime) -> None:
-    family = select(refresh_tokens.c.family).where(refresh_tokens.c.jti == jti).scalar_subquery()
-    await conn.execute(
-        update(refresh_tokens)
-        .where(refresh_tokens.c.family == family)
-        .where(refresh_tokens.c.used_at.is_(None))
-        .values(used_at=now)
-    )
-
-
-async def _revoke_all(conn: AsyncConnection, user_id: int) -> None:
-    await conn.execute(
-        update(users).where(users.c.id == user_id).values(token_version=users.c.token_version + 1)
-    )
-    await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
 
 
 @router.get(
@@ -240,13 +236,13 @@ async def me(user: AuthenticatedUser) -> dict[str, Any]:
     response_model=UserOut,
     status_code=201,
     summary="Create an account (when registration is open)",
-    responses=error_responses(400, 404, 409, 413),
+    responses=error_responses(400, 404, 409, 413, 503),
 )
 async def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
     if not request.app.state.settings.allow_registration:
         raise NotFound()
     validate_password(body.password, username=body.username, email=body.email)
-    hashed = await to_thread.run_sync(hash_password, body.password)
+    hashed = await get_services(request).hasher.hash(body.password)
     values = {
         "username": body.username,
         "email": body.email,
@@ -270,16 +266,22 @@ async def register(request: Request, body: RegisterRequest) -> dict[str, Any]:
     status_code=204,
     response_class=Response,
     summary="Change the caller's password; every session ends",
-    responses=error_responses(400, 401, 413),
+    responses=error_responses(400, 401, 413, 429, 503),
 )
 async def change_password(
     request: Request, body: PasswordChange, user: AuthenticatedUser
 ) -> Response:
-    ok, _ = await to_thread.run_sync(check_password, body.current_password, user.hashed_password)
+    services = get_services(request)
+    client = _client(request)
+    # A stolen access token must not buy unlimited guesses at the password: these
+    # checks count with the user's logins.
+    await services.throttle.reserve(user.username, client)
+    ok, _ = await services.hasher.verify(body.current_password, user.hashed_password)
     if not ok:
         raise Invalid.single(["body", "current_password"], "The current password is incorrect.")
+    await services.throttle.succeeded(user.username, client)
     validate_password(body.new_password, username=user.username, email=user.email)
-    hashed = await to_thread.run_sync(hash_password, body.new_password)
+    hashed = await services.hasher.hash(body.new_password)
     pipeline = WritePipeline.of(request.app)
     async with pipeline.transaction() as writer:
         # The new hash bumps the token version (`UserResource.before_update`).

@@ -1,9 +1,18 @@
 """Login throttling per username and client address.
 
-After `login_attempts` failures within `login_window` seconds, that username from
-that client is refused with 429 until the window passes, even with the right
-password; other usernames and clients are unaffected. Counters live in Redis
-when `redis_url` is set (shared by every worker and machine), else in memory.
+Every password check first reserves an attempt: the counter of that username
+and client is raised atomically (Redis `INCR` + `EXPIRE` in one transaction, or
+in memory with no await between the read and the write) *before* the password
+is looked at, so parallel attempts cannot all see the same count. Once the
+reserved count passes `login_attempts` within `login_window` seconds, the
+attempt is refused with 429 (even with the right password) until the window
+passes; a successful check clears the count. Other usernames and clients are
+unaffected. Counters live in Redis when `redis_url` is set (shared by every
+worker and machine), else in memory.
+
+    await throttle.reserve(username, client)      # 429 when over the limit
+    if not await hasher.verify(...): raise ...     # the attempt stays counted
+    await throttle.succeeded(username, client)
 """
 
 from __future__ import annotations
@@ -12,14 +21,14 @@ import hashlib
 import time
 from typing import Any, Protocol
 
+from crudkit.contrib.auth.identity import username_key
 from crudkit.exceptions import Throttled
 
 
 class CounterStore(Protocol):
-    async def get(self, key: str) -> tuple[int, int]:
-        """Failures counted under `key`, and seconds until the count expires."""
-
-    async def incr(self, key: str, window: int) -> tuple[int, int]: ...
+    async def incr(self, key: str, window: int) -> tuple[int, int]:
+        """Raise the count under `key` (expiring `window` seconds after its first
+        attempt) in one atomic step; the new count, and seconds until it expires."""
 
     async def reset(self, key: str) -> None: ...
 
@@ -42,13 +51,8 @@ class MemoryStore:
             return None
         return entry
 
-    async def get(self, key: str) -> tuple[int, int]:
-        entry = self._live(key)
-        if entry is None:
-            return 0, 0
-        return entry[0], max(1, round(entry[1] - time.monotonic()))
-
     async def incr(self, key: str, window: int) -> tuple[int, int]:
+        # No await from the read to the write: one event loop makes this atomic.
         entry = self._live(key)
         count, expires = (entry[0] + 1, entry[1]) if entry else (1, time.monotonic() + window)
         self._counts[key] = (count, expires)
@@ -75,13 +79,6 @@ class RedisStore:
 
         self._redis: Any = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
-    async def get(self, key: str) -> tuple[int, int]:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            count, ttl = await pipe.get(key).ttl(key).execute()
-        if count is None:
-            return 0, 0
-        return int(count), max(1, int(ttl))
-
     async def incr(self, key: str, window: int) -> tuple[int, int]:
         async with self._redis.pipeline(transaction=True) as pipe:
             count, _, ttl = await pipe.incr(key).expire(key, window, nx=True).ttl(key).execute()
@@ -105,19 +102,20 @@ class LoginThrottle:
 
     @staticmethod
     def key(username: str, client: str) -> str:
-        digest = hashlib.sha256(f"{username.casefold()}\0{client}".encode()).hexdigest()[:32]
+        # Every spelling that logs in as one user (`Admin`, `admin `, fullwidth) counts as one.
+        name = username_key(username)
+        digest = hashlib.sha256(f"{name}\0{client}".encode()).hexdigest()[:32]
         return f"crudkit:login:{digest}"
 
-    async def check(self, username: str, client: str) -> None:
-        """Refuse with 429 while this username and client are throttled."""
-        count, ttl = await self.store.get(self.key(username, client))
-        if count >= self.attempts:
+    async def reserve(self, username: str, client: str) -> None:
+        """Count an attempt of this username and client before its password is checked;
+        429 (`Throttled`) once the attempts counted pass `attempts` within the window."""
+        count, ttl = await self.store.incr(self.key(username, client), self.window)
+        if count > self.attempts:
             raise Throttled(ttl)
 
-    async def failed(self, username: str, client: str) -> None:
-        await self.store.incr(self.key(username, client), self.window)
-
     async def succeeded(self, username: str, client: str) -> None:
+        """The password was right: the attempts counted so far no longer count."""
         await self.store.reset(self.key(username, client))
 
 

@@ -2,7 +2,8 @@
 
 Access tokens are short-lived; refresh tokens rotate (each is used once). Every
 token carries `sub`, `type`, `jti`, `iat`, `exp` and `ver`, the user's token
-version: bumping it (logout, password change, deactivation) ends every session.
+version: bumping it (logout, password change, deactivation, a refresh token
+replayed) ends every session.
 
 The header's `kid` names the key: tokens are signed with `secret_key` and still
 verified with `secret_key_fallbacks` after a rotation.

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, case, func, literal_column, not_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crudkit.contrib.auth.identity import normalize_username
 from crudkit.contrib.auth.models import (
     Permission,
     User,
@@ -108,7 +109,10 @@ def _granted_codenames() -> Any:
 # Built once: a request authenticates with one statement and no query building.
 _GRANTED = _granted_codenames()
 BY_ID = select(user_table, _GRANTED).where(user_table.c.id == bindparam("user_id"))
-BY_USERNAME = select(user_table, _GRANTED).where(user_table.c.username == bindparam("username"))
+# Case-insensitive through the unique index on lower(username): `Admin` logs in as `admin`.
+BY_USERNAME = select(user_table, _GRANTED).where(
+    func.lower(user_table.c.username) == func.lower(bindparam("username"))
+)
 
 
 def _from_row(row: Row[Any], permissions: frozenset[str]) -> AuthUser:
@@ -134,14 +138,15 @@ async def load_user(
     user_id: int | None = None,
     username: str | None = None,
 ) -> AuthUser | None:
-    """The user by id or username, with permissions (none loaded for superusers: not needed)."""
+    """The user by id or username (normalised, any case), with permissions (none loaded
+    for superusers: not needed)."""
     if username is not None and "\x00" in username:
         return None  # no username holds NUL, and PostgreSQL refuses it in a query
     params: dict[str, Any]
     if user_id is not None:
         stmt, params = BY_ID, {"user_id": user_id}
     else:
-        stmt, params = BY_USERNAME, {"username": username}
+        stmt, params = BY_USERNAME, {"username": normalize_username(username or "")}
     if isinstance(source, Reader):
         row = await source.first(stmt, params)
     else:

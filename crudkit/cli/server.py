@@ -6,6 +6,11 @@
 uvicorn builds the app with the factory `crudkit.app:create_app` in every worker
 (and again after each reload), so the settings module travels in
 `CRUDKIT_SETTINGS_MODULE` and each process loads the same project.
+
+`X-Forwarded-For` and `X-Forwarded-Proto` are believed only from the addresses in
+setting `forwarded_allow_ips`: uvicorn would otherwise believe them from
+127.0.0.1, so anything on the same host could pick the client address that
+login throttling counts by.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from crudkit.cli.project import Project, pass_project
+from crudkit.hosts import host_patterns
 
 APP_FACTORY = "crudkit.app:create_app"
 
@@ -41,7 +48,8 @@ def runserver(project: Project, host: str, port: int, reload: bool, workers: int
     if reload and workers:
         raise click.UsageError("--reload and --workers cannot be combined")
     # Load here, once: a broken project fails with one line, not in every worker.
-    project.apps  # noqa: B018
+    settings = project.apps.settings
+    host_patterns(settings)  # no allowed_hosts without debug: one line, before any worker
     if project.settings_module:
         os.environ["CRUDKIT_SETTINGS_MODULE"] = project.settings_module
     uvicorn.run(
@@ -54,7 +62,15 @@ def runserver(project: Project, host: str, port: int, reload: bool, workers: int
         workers=workers,
         access_log=False,  # crudkit logs one structured line per request itself
         timeout_graceful_shutdown=30,  # in-flight requests finish on SIGTERM
+        **proxy_options(settings.forwarded_allow_ips),
     )
+
+
+def proxy_options(forwarded_allow_ips: list[str]) -> dict[str, Any]:
+    """uvicorn's options for trusting proxies: none unless some are listed."""
+    if not forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(forwarded_allow_ips)}
 
 
 def _project_dir(project: Project) -> Path:
