@@ -205,3 +205,16 @@ async def test_unknown_and_malformed_urls(app: FastAPI, client: httpx.AsyncClien
     assert (await delete(client, "product", "abc")).status_code == 404
     assert (await client.get("/admin/nothing/list")).status_code == 404
     assert await rows(app, User, username="nobody") == []
+
+
+async def test_a_delete_naming_too_many_rows_is_refused(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    root = await staff(app, client, "root", superuser=True)
+    product = await _product(app, root)
+    limit = app.state.settings.page_size_max
+
+    response = await delete(client, "product", product, *range(10**6, 10**6 + limit))
+
+    assert response.status_code == 400
+    assert [row["id"] for row in await rows(app, Product)] == [product]

@@ -121,6 +121,9 @@ class CrudkitAdmin(Admin):
         # All or nothing: every row's delete joins one transaction, rolled back unless
         # each chosen row was deleted (sqladmin reports a refusal and stops at that row).
         wanted = len(pks.split(","))
+        limit = request.app.state.settings.page_size_max
+        if wanted > limit:  # each row is checked with its own queries
+            raise HTTPException(400, f"At most {limit} rows can be deleted at once.")
         try:
             async with WritePipeline.of(request.app).transaction():
                 response: Response = await super().delete(request)
