@@ -43,7 +43,7 @@ from crudkit.permissions import (
     PublicRead,
 )
 from crudkit.registry import Registry, default_registry, register
-from crudkit.resources import Resource
+from crudkit.resources import Resource, computed
 from crudkit.writes import create, delete, on_commit, update
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "Throttled",
     "UserLike",
     "ValidationError",
+    "computed",
     "create",
     "create_app",
     "default_registry",

@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
-from sqlalchemy import Column, ColumnDefault, inspect, types
+from sqlalchemy import Column, ColumnDefault, ColumnElement, inspect, types
+from sqlalchemy.ext.hybrid import HybridExtensionType
 from sqlalchemy.sql.elements import ClauseElement, TextClause
 
 from crudkit.exceptions import ImproperlyConfigured
@@ -44,6 +45,8 @@ FIELD_INFO_KEYS = frozenset(
 # A filter value with more decimal places than its column would be rounded to the
 # column's scale by PostgreSQL (`$1::NUMERIC(10, 2)`), not by SQLite: it is refused.
 _TYPE_CONSTRAINTS = frozenset({"ge", "le", "gt", "lt", "allow_inf_nan", "decimal_places"})
+
+_COMPUTED_CONSTRAINTS = frozenset({"ge", "le", "allow_inf_nan"})
 
 _INT_BOUNDS = {
     types.SmallInteger: (-(2**15), 2**15 - 1),
@@ -148,6 +151,9 @@ class ColumnInfo:
     """Pydantic constraints for written values: the SQL type's and the column `info`'s."""
     type_constraints: dict[str, Any] = field(default_factory=dict)
     """Only what the SQL type implies (integer range, no NaN): what any query value must meet."""
+    computed: bool = False
+    """A read-only SQL expression of the model (`column_property`, `hybrid_property`), not
+    a table column: `column` is that expression, selected, filtered and ordered by as one."""
 
     @property
     def is_string(self) -> bool:
@@ -180,7 +186,7 @@ def _scalar_default(column: Column[Any]) -> Any:
     return None
 
 
-def _base_type(column: Column[Any]) -> tuple[Any, dict[str, Any]]:
+def _base_type(column: ColumnElement[Any]) -> tuple[Any, dict[str, Any]]:
     """The Python type and pydantic constraints implied by a column's SQL type."""
     sa_type = column.type
     if isinstance(sa_type, types.Interval):
@@ -301,4 +307,52 @@ def describe_columns(model: type[Any]) -> dict[str, ColumnInfo]:
         if len(prop.columns) != 1 or not isinstance(prop.columns[0], Column):
             continue
         described[prop.key] = describe_column(prop.key, prop.columns[0])
+    return described
+
+
+def _hybrid_expression(model: type[Any], key: str) -> ColumnElement[Any] | None:
+    """The SQL expression of a hybrid property, or None when it has none (Python only)."""
+    try:
+        attribute = getattr(model, key)
+        expression = attribute.__clause_element__()
+    except Exception:  # the getter ran on the class and failed: no SQL form
+        return None
+    return expression if isinstance(expression, ColumnElement) else None
+
+
+def describe_computed(model: type[Any]) -> dict[str, ColumnInfo]:
+    """The read-only SQL expressions of `model`: `column_property` attributes that are not
+    table columns, and hybrid properties with a SQL expression, keyed by attribute name.
+
+    They are nullable (an expression may yield NULL whatever its operands) and typed by
+    their SQL type (`Any` when SQLAlchemy cannot tell it, as for `func.upper(...)`)."""
+    mapper = inspect(model)
+    described: dict[str, ColumnInfo] = {}
+    expressions: list[tuple[str, ColumnElement[Any]]] = [
+        (prop.key, prop.columns[0])
+        for prop in mapper.column_attrs
+        if len(prop.columns) == 1 and not isinstance(prop.columns[0], Column)
+    ]
+    for key, descriptor in mapper.all_orm_descriptors.items():
+        if descriptor.extension_type is HybridExtensionType.HYBRID_PROPERTY:
+            expression = _hybrid_expression(model, key)
+            if expression is not None:
+                expressions.append((key, expression))
+    for key, expression in expressions:
+        python_type, constraints = _base_type(expression)
+        described[key] = ColumnInfo(
+            key=key,
+            column=expression,  # type: ignore[arg-type]  # used only as an expression
+            python_type=python_type,
+            nullable=True,
+            primary_key=False,
+            server_set=True,
+            has_default=False,
+            # An expression's range and scale are not its operands' (price * quantity):
+            # only the bounds of the value type itself are kept.
+            type_constraints={
+                name: value for name, value in constraints.items() if name in _COMPUTED_CONSTRAINTS
+            },
+            computed=True,
+        )
     return described

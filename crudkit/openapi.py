@@ -121,12 +121,14 @@ class ResourceDocs:
         *,
         expansions: Iterable[str],
         list_params: Iterable[str],
+        fields: Iterable[str] = (),
     ) -> None:
         self.resource = resource
         self.settings = settings
         self.filters = filters
         self.expansions = list(expansions)
         self.list_params = set(list_params)
+        self.fields = list(fields)
         self.prefix = operation_prefix(resource)
         info = resource.pk_info
         schema = query_adapter(
@@ -143,6 +145,17 @@ class ResourceDocs:
             return []
         text = {"type": "string", "maxLength": MAX_TEXT}
         return [_query("expand", text, f"Relations to include: {', '.join(self.expansions)}")]
+
+    def _fields(self) -> list[dict[str, Any]]:
+        if not self.fields:
+            return []
+        # Comma-separated (`fields=id,name`): an array in the form style, not exploded.
+        parameter = _query(
+            "fields",
+            {"type": "array", "items": {"type": "string", "enum": self.fields}, "minItems": 1},
+            "Comma-separated fields to return (only those keys; expanded relations too)",
+        )
+        return [{**parameter, "style": "form", "explode": False}]
 
     def list_operation(self) -> dict[str, Any]:
         settings = self.settings
@@ -174,6 +187,7 @@ class ResourceDocs:
         if self.filters.search_columns:
             parameters.append(_query("search", text, "Case-insensitive substring"))
         parameters += self._expand()
+        parameters += self._fields()
         parameters += list_parameters(self.filters, self.list_params)
         return {
             "operationId": self.operation_id("list"),
@@ -184,7 +198,7 @@ class ResourceDocs:
     def retrieve_operation(self) -> dict[str, Any]:
         return {
             "operationId": self.operation_id("retrieve"),
-            "parameters": [self.id_parameter, *self._expand()],
+            "parameters": [self.id_parameter, *self._expand(), *self._fields()],
             "security": self.security,
         }
 

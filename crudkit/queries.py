@@ -9,7 +9,8 @@ objects treat them like model instances.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -30,7 +31,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.expression import Executable
 
-from crudkit.db import Reader, Writer
+from crudkit.db import Database, Reader, Writer
 from crudkit.fields import to_base64
 
 if TYPE_CHECKING:
@@ -91,29 +92,85 @@ class ResourceQueries:
         by_pk = self.pk == bindparam(_PK)
         self._select_all = select(*self.all_columns)
         self._get = self._select_all.where(by_pk)
+        # Reads served to clients also select the SQL computed fields, after the columns
+        # (writes, ETags and permission checks see the columns only).
+        computed = list(resource.sql_computed.values())
+        self._row_keys = self.all_keys + [info.key for info in computed]
+        self._read_all = (
+            select(*self.all_columns, *(info.column.label(info.key) for info in computed))
+            if computed
+            else self._select_all
+        )
+        self._read_get = self._read_all.where(by_pk) if computed else self._get
+        self._column_count = len(self.all_keys)
+        self._padded = namedtuple("_Row", self._row_keys, rename=True)  # type: ignore[misc]
         self._insert = insert(self.table).returning(*self.all_columns)
         self._update = update(self.table).where(by_pk).returning(*self.all_columns)
         self._count = select(func.count()).select_from(self.table)
         # Without write-only fields a row's values are the item's, in the same order.
+        shown = self.readable_keys + [info.key for info in computed]
         self._readable: list[tuple[str, int]] | None = (
-            None
-            if self.readable_keys == self.all_keys
-            else [(key, self.all_keys.index(key)) for key in self.readable_keys]
+            None if shown == self._row_keys else [(key, self._row_keys.index(key)) for key in shown]
         )
         self._binary_keys = [info.key for info in resource.readable_columns() if info.is_binary]
-        self.public: Callable[[Row[Any]], dict[str, Any]] = (
+        self._methods = [(key, field.function) for key, field in resource.python_computed.items()]
+        self._public_columns: Callable[[Row[Any]], dict[str, Any]] = (
             self._public_base64 if self._binary_keys else self._public
         )
-        """The readable fields of a row, ready for JSON (binary content as base64 text;
-        chosen once, so a model without binary columns pays nothing per row)."""
+        self.public: Callable[[Row[Any]], dict[str, Any]] = (
+            self._public_computed if self._methods else self._public_columns
+        )
+        """The readable fields of a row of `select()` / `read()`, ready for JSON (binary
+        content as base64 text, Python computed fields added; chosen once, so a model
+        without binary columns or computed fields pays nothing per row)."""
+        self.etag: Callable[[Row[Any]], str] = row_etag if not computed else self._column_etag
+        """`row_etag` of a row of `select()` / `read()`: of its columns only, as the write
+        pipeline and the admin compute it (a computed value is not the row's content)."""
+        self.read: Callable[
+            [Reader | AsyncConnection, Any, ColumnElement[bool] | None],
+            Awaitable[Row[Any] | None],
+        ] = self._read_computed if computed else self.get
+        """`get`, with the SQL computed fields: the row a client is served."""
 
     def select(self, condition: ColumnElement[bool] | None = None) -> Select[Any]:
-        return self._select_all if condition is None else self._select_all.where(condition)
+        """The rows served to clients (the SQL computed fields included), under `condition`."""
+        return self._read_all if condition is None else self._read_all.where(condition)
 
     def _public(self, row: Row[Any]) -> dict[str, Any]:
         if self._readable is None:
-            return dict(zip(self.all_keys, row, strict=True))
+            return dict(zip(self._row_keys, row, strict=True))
         return {key: row[index] for key, index in self._readable}
+
+    def _public_computed(self, row: Row[Any]) -> dict[str, Any]:
+        item = self._public_columns(row)
+        for key, function in self._methods:
+            item[key] = function(row)
+        return item
+
+    def _column_etag(self, row: Row[Any]) -> str:
+        return row_etag(tuple(row)[: self._column_count])
+
+    async def _read_computed(
+        self, source: Reader | AsyncConnection, pk: Any, condition: ColumnElement[bool] | None
+    ) -> Row[Any] | None:
+        stmt = self._read_get if condition is None else self._read_get.where(condition)
+        if isinstance(source, Reader):
+            return await source.first(stmt, {_PK: pk})
+        row: Row[Any] | None = (await source.execute(stmt, {_PK: pk})).first()
+        return row
+
+    async def written(self, db: Database, row: Row[Any]) -> dict[str, Any]:
+        """The item of a row just written (`insert`/`update` return the columns only):
+        with SQL computed fields, read once more to get them, after the commit."""
+        if self._read_get is self._get:
+            return self.public(row)
+        async with db.reader() as reader:
+            fresh = await self._read_computed(reader, row._mapping[self.resource.pk_info.key], None)
+        if fresh is not None:
+            return self.public(fresh)
+        # Deleted meanwhile: the row as written, its SQL computed fields unknown (null).
+        padded = self._padded(*row, *(None for _ in range(len(self._row_keys) - len(row))))
+        return self.public(padded)  # type: ignore[arg-type]  # attribute access, like a Row
 
     def _public_base64(self, row: Row[Any]) -> dict[str, Any]:
         item = self._public(row)

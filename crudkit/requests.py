@@ -82,6 +82,7 @@ class ListParams(BaseModel):
     # Compared with text in SQL: NUL, which PostgreSQL refuses, is a 422 on every database.
     search: SafeStr | None = Field(None, max_length=MAX_TEXT)
     expand: str | None = Field(None, max_length=MAX_TEXT)
+    fields: str | None = None  # parsed by `crudkit.fieldsets`
 
 
 def list_params_model(page_size_default: int, page_size_max: int) -> type[ListParams]:

@@ -19,16 +19,18 @@ with a message naming the model, not at the first request.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from fastapi import params
 from sqlalchemy import Column, Table, inspect, types
 from sqlalchemy.orm import Mapper, RelationshipDirection, RelationshipProperty
 
 from crudkit.exceptions import ImproperlyConfigured
-from crudkit.fields import ColumnInfo, describe_columns
+from crudkit.fields import ColumnInfo, describe_columns, describe_computed
 from crudkit.permissions import AND, BasePermission, DefaultPolicy
 from crudkit.schemas import (
     CreateSchema,
@@ -45,6 +47,32 @@ if TYPE_CHECKING:
     from crudkit.registry import Registry
 
 CountMode = Literal["exact", "estimate", "none"]
+
+_COMPUTED = "__crudkit_computed__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def computed(method: F) -> F:
+    """Make a `Resource` method a read-only field of `Out`, typed by its return annotation::
+
+        @crudkit.computed
+        def display_price(self, row) -> str:
+            return f"{row.price} EUR"
+
+    It is called with each row served (attribute access, as on a model instance) and
+    runs no query; SQL cannot filter, search or order by it (use a `column_property`
+    or a `hybrid_property` with a SQL expression for that)."""
+    setattr(method, _COMPUTED, True)
+    return method
+
+
+@dataclass(frozen=True)
+class ComputedField:
+    """A `@computed` method of a resource, bound to it."""
+
+    key: str
+    annotation: Any
+    function: Callable[[Any], Any]
 
 
 def snake_case(name: str) -> str:
@@ -122,6 +150,14 @@ class Resource:
         self.pk = self._primary_key()
         self.columns: dict[str, ColumnInfo] = describe_columns(model)
         self.pk_info = next(info for info in self.columns.values() if info.column is self.pk)
+        self.sql_computed: dict[str, ColumnInfo] = describe_computed(model)
+        """`column_property` / `hybrid_property` expressions: read-only, in `Out`."""
+        self.queryable: dict[str, ColumnInfo] = (
+            {**self.columns, **self.sql_computed} if self.sql_computed else self.columns
+        )
+        """What filters, search and ordering may name: the columns and SQL expressions."""
+        self.python_computed: dict[str, ComputedField] = self._computed_methods()
+        """The resource's `@computed` methods: read-only, in `Out`, computed per row."""
         self._validate()
         self.path_segment = self._path_segment()
         name = model.__name__
@@ -131,7 +167,14 @@ class Resource:
         self.update_schema: type[UpdateSchema] = build_update_schema(
             f"{name}Update", self.writable_columns(create=False)
         )
-        self.out_schema: type[OutSchema] = build_out_schema(f"{name}Out", self.readable_columns())
+        self.out_schema: type[OutSchema] = build_out_schema(
+            f"{name}Out",
+            self.readable_columns(),
+            [
+                *((key, info.python_type | None) for key, info in self.sql_computed.items()),
+                *((key, field.annotation) for key, field in self.python_computed.items()),
+            ],
+        )
         self.policy: BasePermission = self.get_permissions()
         """The policy every channel asks (built once: `get_permissions()`)."""
 
@@ -170,30 +213,71 @@ class Resource:
             )
         return key[0]
 
-    def _validate(self) -> None:
-        name = type(self).__name__ if type(self) is not Resource else self.model.__name__
-        columns = self.columns
+    def _label(self) -> str:
+        return type(self).__name__ if type(self) is not Resource else self.model.__name__
 
-        def check(option: str, values: Sequence[str]) -> None:
+    def _computed_methods(self) -> dict[str, ComputedField]:
+        name = self._label()
+        marked: dict[str, Callable[..., Any]] = {}
+        for klass in reversed(type(self).__mro__):
+            for key, value in vars(klass).items():
+                if getattr(value, _COMPUTED, False):
+                    marked[key] = value
+                else:
+                    marked.pop(key, None)  # overridden by a plain attribute
+        found = {}
+        for key, function in marked.items():
+            if key in self.columns or key in self.sql_computed:
+                raise ImproperlyConfigured(
+                    f"{name}.{key}: the computed field clashes with the "
+                    f"{'column' if key in self.columns else 'SQL expression'} {key!r} of "
+                    f"{self.model.__name__}; rename the method"
+                )
+            try:
+                hints = typing.get_type_hints(function)
+            except Exception as exc:
+                raise ImproperlyConfigured(
+                    f"{name}.{key}: cannot resolve the computed field's annotations: {exc}"
+                ) from exc
+            if "return" not in hints:
+                raise ImproperlyConfigured(
+                    f"{name}.{key}: a computed field is typed by its return annotation, "
+                    f"e.g. def {key}(self, row) -> str"
+                )
+            found[key] = ComputedField(key, hints["return"], getattr(self, key))
+        return found
+
+    def _validate(self) -> None:
+        name = self._label()
+        columns = self.columns
+        queryable = self.queryable
+
+        def check(option: str, values: Sequence[str], allowed: dict[str, ColumnInfo]) -> None:
             if isinstance(values, str):
                 raise ImproperlyConfigured(
                     f"{name}.{option} must be a list of field names, not the string {values!r}"
                 )
             for value in values:
-                if value not in columns:
+                if value in self.python_computed:
+                    raise ImproperlyConfigured(
+                        f"{name}.{option} names {value!r}, a field computed in Python "
+                        "(@crudkit.computed), which SQL cannot filter, search or order by; "
+                        "use a column_property or a hybrid_property with a SQL expression"
+                    )
+                if value not in allowed:
                     raise ImproperlyConfigured(
                         f"{name}.{option} names {value!r}, which is not a column of "
-                        f"{self.model.__name__} (columns: {', '.join(columns)})"
+                        f"{self.model.__name__} (fields: {', '.join(allowed)})"
                     )
 
         if self.owner_field is not None:
-            check("owner_field", [self.owner_field])
-        check("search_fields", self.search_fields)
-        check("filter_fields", self.filter_fields)
-        check("ordering_fields", self.ordering_fields)
-        check("default_ordering", [field.lstrip("-") for field in self.default_ordering])
-        check("read_only_fields", self.read_only_fields)
-        check("write_only_fields", self.write_only_fields)
+            check("owner_field", [self.owner_field], columns)
+        check("search_fields", self.search_fields, queryable)
+        check("filter_fields", self.filter_fields, queryable)
+        check("ordering_fields", self.ordering_fields, queryable)
+        check("default_ordering", [field.lstrip("-") for field in self.default_ordering], queryable)
+        check("read_only_fields", self.read_only_fields, columns)
+        check("write_only_fields", self.write_only_fields, columns)
         for option, fields in (
             ("search_fields", self.search_fields),
             ("filter_fields", self.filter_fields),
@@ -201,7 +285,7 @@ class Resource:
             ("default_ordering", [field.lstrip("-") for field in self.default_ordering]),
         ):
             for field in fields:
-                if columns[field].is_binary:
+                if queryable[field].is_binary:
                     raise ImproperlyConfigured(
                         f"{name}.{option}: {field!r} is a binary column, which cannot be "
                         "searched, filtered or ordered by (its content is base64 in JSON)"
@@ -211,7 +295,7 @@ class Resource:
                 f"cannot register {self.model.__name__}: binary primary keys are not supported"
             )
         for field in self.search_fields:
-            if not isinstance(columns[field].column.type, types.String):
+            if not isinstance(queryable[field].column.type, types.String):
                 raise ImproperlyConfigured(
                     f"{name}.search_fields: {field!r} is not a string column"
                 )

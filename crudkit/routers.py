@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import create_model
 from pydantic_core import to_json
 from sqlalchemy import BigInteger, ColumnElement, Integer, Row, Select, bindparam
 from starlette.convertors import PathConvertor
@@ -36,6 +37,7 @@ from crudkit.exceptions import (
     PermissionDenied,
 )
 from crudkit.expansion import Expansion, parse_expand
+from crudkit.fieldsets import Fieldset, Fieldsets, project, sparse_schema
 from crudkit.filters import FilterSet, order_by_clauses
 from crudkit.openapi import ResourceDocs, error_responses
 from crudkit.pagination import CursorCodec, Page, keyset_condition
@@ -167,12 +169,13 @@ class ResourceEndpoints:
         self.codec = codec
         self.queries = ResourceQueries(resource)
         self.filters = FilterSet(
-            resource.columns,
+            resource.queryable,
             list(resource.filter_fields),
             list(resource.search_fields),
             list(resource.ordering_fields),
         )
         self.expansions: dict[str, Expansion] = {}
+        self.fieldsets = Fieldsets(resource, self.queries)
         self.pk_key = resource.pk_info.key
         self._path_id = PathId(resource.pk_info)
         self._list_params = list_params_model(settings.page_size_default, settings.page_size_max)
@@ -239,25 +242,29 @@ class ResourceEndpoints:
         self, stmt: Select[Any], order: list[tuple[str, bool]], *, offset: bool
     ) -> Select[Any]:
         """`stmt` ordered, with limit (and offset) bound: `_PAGE_LIMIT`, `_PAGE_OFFSET`."""
-        page = stmt.order_by(*order_by_clauses(self.resource.columns, order)).limit(_PAGE_LIMIT)
+        page = stmt.order_by(*order_by_clauses(self.resource.queryable, order)).limit(_PAGE_LIMIT)
         return page.offset(_PAGE_OFFSET) if offset else page
 
-    def _plain_page(self, order: list[tuple[str, bool]]) -> Select[Any]:
-        """The page of a list without filters or scope, built once per ordering: the
-        statement and its cache key are then reused."""
+    def _plain_page(
+        self, order: list[tuple[str, bool]], fieldset: Fieldset | None = None
+    ) -> Select[Any]:
+        """The page of a list without filters or scope, built once per ordering (and
+        fieldset): the statement and its cache key are then reused."""
         key = tuple(order)
-        page = self._plain_pages.get(key)
+        pages = self._plain_pages if fieldset is None else fieldset.pages
+        page = pages.get(key)
         if page is None:
-            page = self._page(self.queries.select(None), order, offset=True)
-            if len(self._plain_pages) >= 64:
-                self._plain_pages.clear()  # orderings are few; a bound all the same
-            self._plain_pages[key] = page
+            source = self.queries if fieldset is None else fieldset
+            page = self._page(source.select(None), order, offset=True)
+            if len(pages) >= 64:
+                pages.clear()  # orderings are few; a bound all the same
+            pages[key] = page
         return page
 
     @property
     def allowed_params(self) -> set[str]:
         """Query parameters of the list endpoint."""
-        standard = {"limit", "offset", "cursor", "ordering"}
+        standard = {"limit", "offset", "cursor", "ordering", "fields"}
         if self.filters.search_columns:
             standard.add("search")
         if self.expansions:
@@ -266,7 +273,7 @@ class ResourceEndpoints:
 
     @property
     def retrieve_params(self) -> set[str]:
-        return {"expand"} if self.expansions else set()
+        return {"expand", "fields"} if self.expansions else {"fields"}
 
     # Endpoints.
 
@@ -285,15 +292,21 @@ class ResourceEndpoints:
         if all(field != self.pk_key for field, _ in order):
             order.append((self.pk_key, False))
         expansions = parse_expand(expand, self.expansions)
-        after = self.codec.decode(cursor, order, self.resource.columns) if cursor else None
+        after = self.codec.decode(cursor, order, self.resource.queryable) if cursor else None
+        fieldset = None
+        if params.fields is not None:  # a sparse fieldset: only the columns the page needs
+            fieldset = self.fieldsets.for_list(
+                self.fieldsets.parse(params.fields),
+                [*(field for field, _ in order), *(e.local_field for e in expansions)],
+            )
 
-        base = self.queries.select(scope).where(*conditions)
+        base = (self.queries if fieldset is None else fieldset).select(scope).where(*conditions)
         if scope is None and not conditions and after is None:
-            page = self._plain_page(order)
+            page = self._plain_page(order, fieldset)
         elif after is None:
             page = self._page(base, order, offset=bool(offset))
         else:
-            keyset = keyset_condition(self.resource.columns, order, after)
+            keyset = keyset_condition(self.resource.queryable, order, after)
             page = self._page(base.where(keyset), order, offset=False)
         page_params = {_PAGE_LIMIT.key: limit + 1, _PAGE_OFFSET.key: offset}
         async with self.db(request).reader() as reader:
@@ -308,8 +321,9 @@ class ResourceEndpoints:
                     total = await self.queries.count(reader, base, self.resource.count)
             loaded = [(e, await e.load(reader, request, rows)) for e in expansions]
         items = []
+        public = self.queries.public if fieldset is None else fieldset.public
         for row in rows:
-            item = self.queries.public(row)
+            item = public(row)
             for expansion, related in loaded:
                 expansion.attach(item, row, related)
             items.append(item)
@@ -324,17 +338,21 @@ class ResourceEndpoints:
         pk = self._path_id(request)
         self._reject_unknown_params(request, self.retrieve_params)
         expansions = parse_expand(parse_expand_only(request), self.expansions)
+        fields = request.query_params.get("fields")
+        shown = None if fields is None else self.fieldsets.parse(fields)
         async with self.db(request).reader() as reader:
-            row = await self.queries.get(reader, pk, scope)
+            row = await self.queries.read(reader, pk, scope)
             if row is None:
                 raise NotFound()
             self.check_object(request, Action.RETRIEVE, row)
             loaded = [(e, await e.load(reader, request, [row])) for e in expansions]
-        etag = row_etag(row)
+        etag = self.queries.etag(row)
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, etag):
             return Response(status_code=304, headers={"ETag": etag})
         item = self.queries.public(row)
+        if shown is not None:
+            item = project(item, shown)
         for expansion, related in loaded:
             expansion.attach(item, row, related)
         return json_response(item, ETag=etag)
@@ -348,7 +366,7 @@ class ResourceEndpoints:
             self.resource, values, Caller(request), authorized=True
         )
         return json_response(
-            self.queries.public(row),
+            await self.queries.written(self.db(request), row),
             201,
             Location=self.location(request, row),
             ETag=row_etag(row),
@@ -368,7 +386,7 @@ class ResourceEndpoints:
             scope=scope,
             if_match=request.headers.get("if-match"),
         )
-        return json_response(self.queries.public(row), ETag=row_etag(row))
+        return json_response(await self.queries.written(self.db(request), row), ETag=row_etag(row))
 
     async def delete(self, request: Request) -> Response:
         scope = await self.authorize(request, Action.DELETE)
@@ -397,16 +415,20 @@ class ResourceEndpoints:
         one = base + "/{id}"
         self._item_path = base + "/"
         out = resource.out_schema
+        # Answers to `fields=` hold some keys of `Out` only: documented as either.
+        answer: Any = out | sparse_schema(f"{resource.model.__name__}Fields", out)
+        page = create_model(f"Page[{out.__name__}]", __base__=Page[answer])
         docs = ResourceDocs(
             resource,
             self.settings,
             self.filters,
             expansions=self.expansions,
             list_params=self.allowed_params,
+            fields=self.fieldsets.names,
         )
         routes: list[tuple[str, Callable[..., Any], str, str, dict[str, Any]]] = [
             (base, self.list, "GET", f"List {resource.name_plural}", {
-                "response_model": Page[out],  # type: ignore[valid-type]
+                "response_model": page,
                 "responses": error_responses(401, 403, 422),
                 "openapi_extra": docs.list_operation(),
             }),
@@ -417,7 +439,7 @@ class ResourceEndpoints:
                 "openapi_extra": docs.write_operation(resource.create_schema),
             }),
             (one, self.retrieve, "GET", f"Retrieve a {resource.name}", {
-                "response_model": out,
+                "response_model": answer,
                 "responses": error_responses(304, 401, 403, 404, 422, etag=True),
                 "openapi_extra": docs.retrieve_operation(),
             }),

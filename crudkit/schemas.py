@@ -3,7 +3,8 @@
 - `Create`: the writable columns (no server-set columns, no owner, no read-only
   fields); unknown keys are refused.
 - `Update`: `Create` with every field optional; only the keys sent change.
-- `Out`: every readable column (write-only fields left out).
+- `Out`: every readable column (write-only fields left out), then the computed fields,
+  marked `readOnly` (never in `Create` or `Update`, so a body sending one is refused).
 
 Constraints come from the columns (`String(200)` -> `max_length=200`, `Numeric(10, 2)`
 -> digits and places, `info={"ge": 0}` -> `ge=0`).
@@ -84,7 +85,19 @@ def build_update_schema(name: str, columns: Iterable[ColumnInfo]) -> type[Update
     return create_model(name, __base__=UpdateSchema, **fields)
 
 
-def build_out_schema(name: str, columns: Iterable[ColumnInfo]) -> type[OutSchema]:
+def _read_only(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # only for validating an instance; always served
+    schema["readOnly"] = True
+
+
+def build_out_schema(
+    name: str,
+    columns: Iterable[ColumnInfo],
+    computed: Iterable[tuple[str, Any]] = (),
+) -> type[OutSchema]:
+    """`computed`: (name, annotation) of the read-only computed fields, after the columns.
+    They default to null, so an `Out` built from a model instance (which has no value
+    for a resource's Python-computed field) still validates."""
     fields: dict[str, Any] = {}
     for info in columns:
         # Output is what the database holds: no input constraints, only the type.
@@ -93,4 +106,6 @@ def build_out_schema(name: str, columns: Iterable[ColumnInfo]) -> type[OutSchema
             fields[info.key] = (annotation | None, None)
         else:
             fields[info.key] = (annotation, ...)
+    for key, annotation in computed:
+        fields[key] = (annotation, Field(None, json_schema_extra=_read_only))
     return create_model(name, __base__=OutSchema, **fields)

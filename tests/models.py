@@ -24,7 +24,8 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship, validates
 
 import crudkit
 
@@ -182,3 +183,36 @@ class Reading(crudkit.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     value: Mapped[Decimal] = mapped_column(Numeric)
+
+
+class Bottle(crudkit.Model):
+    __tablename__ = "test_bottle"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    crate_id: Mapped[int] = mapped_column(ForeignKey("test_crate.id"))
+
+
+class Crate(crudkit.Model):
+    """Read-only SQL expressions: a correlated count and a hybrid property."""
+
+    __tablename__ = "test_crate"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    quantity: Mapped[int]
+    bottle_count: Mapped[int] = column_property(
+        select(func.count(Bottle.id))
+        .where(Bottle.crate_id == id)
+        .correlate_except(Bottle)
+        .scalar_subquery()
+    )
+
+    @hybrid_property
+    def total(self) -> Decimal:
+        return self.price * self.quantity
+
+    @hybrid_property
+    def initial(self) -> str:
+        """Python only: its getter cannot run on the class, so it is not served."""
+        return self.name[:1].upper()

@@ -50,8 +50,8 @@ class ResourceFilter:
     def __init__(self, resource: Resource, field: str, title: str) -> None:
         self.parameter_name = field
         self.title = title
-        self.operations = operators_for(resource.columns[field])
-        self._filters = FilterSet(resource.columns, [field], [], [])
+        self.operations = operators_for(resource.queryable[field])
+        self._filters = FilterSet(resource.queryable, [field], [], [])
 
     def get_operation_options_for_model(self, model: Any) -> list[tuple[str, str]]:
         return [(op or EXACT, OPERATION_LABELS.get(op, op)) for op in self.operations]
@@ -80,7 +80,7 @@ def filters_for(resource: Resource, labels: dict[str, str]) -> list[Any]:
     found: list[Any] = []
     for field in resource.filter_fields:
         title = labels.get(field, field)
-        if resource.columns[field].python_type is bool:
+        if resource.queryable[field].python_type is bool:
             found.append(BooleanFilter(field, title=title))
         else:
             found.append(ResourceFilter(resource, field, title))

@@ -59,9 +59,9 @@ class ResourceLoader(QueryAjaxModelLoader):
         pk = target.pk_info
         pk_type: Any = Annotated[pk.python_type, Field(**pk.type_constraints)]
         self._pk: TypeAdapter[Any] = TypeAdapter(pk_type)
-        self._search = FilterSet(target.columns, [], list(target.search_fields), [])
+        self._search = FilterSet(target.queryable, [], list(target.search_fields), [])
         ordering = [(field.lstrip("-"), field.startswith("-")) for field in target.default_ordering]
-        self._order = [*order_by_clauses(target.columns, ordering), target.pk]
+        self._order = [*order_by_clauses(target.queryable, ordering), target.pk]
 
     def parse(self, raw: Any) -> Any:
         """The primary key value `raw` (form text) stands for, or None if it is not one."""

@@ -89,7 +89,7 @@ class ResourceView(ModelView):
         pk = resource.pk_info
         pk_type: Any = Annotated[pk.python_type, Field(**pk.type_constraints)]
         self._pk_adapter: TypeAdapter[Any] = TypeAdapter(pk_type)
-        self._search = FilterSet(resource.columns, [], list(resource.search_fields), [])
+        self._search = FilterSet(resource.queryable, [], list(resource.search_fields), [])
         self.form_links: list[RelationshipProperty[Any]] = [
             prop for prop in resource.mapper.relationships if prop.key in form_prop_names(self)
         ]
