@@ -9,6 +9,7 @@ crudkit.register(Product)
 app = crudkit.create_app()
 """
 
+from crudkit.actions import action
 from crudkit.app import create_app
 from crudkit.apps import AppConfig, Apps
 from crudkit.authentication import AnonymousUser, CurrentUser, UserLike, get_user
@@ -83,6 +84,7 @@ __all__ = [
     "Throttled",
     "UserLike",
     "ValidationError",
+    "action",
     "computed",
     "create",
     "create_app",

@@ -24,6 +24,7 @@ from starlette.routing import Match
 
 from crudkit import health, hosts, metrics
 from crudkit._fastapi import served_routes
+from crudkit.actions import add_action_routes
 from crudkit.apps import Apps
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database
@@ -131,9 +132,13 @@ def install_api(app: FastAPI, apps: Apps, settings: Settings) -> None:
     link_expansions(endpoints)
     for extra in apps.routers:
         app.include_router(extra, prefix=settings.api_prefix)
+    bodies = []
     for resource_endpoints in endpoints.values():
         # Added to the app's own router: an included router builds every route twice.
+        # Actions first: `/<path>/<name>` is theirs, not a retrieve of id `<name>`.
+        bodies += add_action_routes(resource_endpoints, app.router, settings.api_prefix)
         resource_endpoints.add_routes(app.router, settings.api_prefix)
+    app.state.openapi_bodies = bodies  # request bodies of actions, for `install_openapi`
 
 
 def serve_resources_first(app: FastAPI) -> None:

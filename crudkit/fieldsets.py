@@ -6,7 +6,8 @@ refused like any unknown name, so the answer never says that it exists.
 
 A list selects only the columns it needs: the named fields, the ordering's (the
 next cursor is made of them) and the keys of the expanded relations, which
-`expand=` adds to each item whatever `fields=` names. Naming a field computed in
+`expand=` adds to each item whatever `fields=` names. A many-to-many relationship's keys
+are read by a query of their own, only when named. Naming a field computed in
 Python reads the whole row, as its method may read any column. A retrieve reads
 the whole row in every case: the object permission check and the `ETag` see all
 of it, so the `ETag` is the row's, the same with or without `fields=`, and an
@@ -52,14 +53,18 @@ class Fieldsets:
         readable = resource.readable_columns()
         sql_computed = getattr(resource, "sql_computed", {})
         python_computed = getattr(resource, "python_computed", {})
+        links = getattr(resource, "many_to_many", {})
         self.names: list[str] = [
             *(info.key for info in readable),
             *sql_computed,
             *python_computed,
+            *links,
         ]
         """What `fields=` may name, in the order of `Out`."""
         self._allowed = frozenset(self.names)
         self._python = frozenset(python_computed)
+        self._links = frozenset(links)
+        """Many-to-many keys: loaded by a query of their own, added to the items after."""
         # Every column may be read for the page's own needs (ordering, expansions).
         self._expressions: dict[str, ColumnElement[Any]] = {
             key: info.column.label(key)
@@ -100,6 +105,8 @@ class Fieldsets:
         return fieldset
 
     def _build(self, shown: tuple[str, ...], needed: tuple[str, ...]) -> Fieldset:
+        if self._links.intersection(shown):
+            shown = tuple(key for key in shown if key not in self._links)
         if self._python.intersection(shown):
             full = self.queries.public
             return Fieldset(self.queries.select(None), lambda row: project(full(row), shown))
@@ -120,8 +127,9 @@ class Fieldsets:
 
 
 def project(item: dict[str, Any], shown: Collection[str]) -> dict[str, Any]:
-    """The `shown` keys of a full item (a retrieve reads the whole row)."""
-    return {key: item[key] for key in shown}
+    """The `shown` keys of a full item (a retrieve reads the whole row); many-to-many
+    keys are added after."""
+    return {key: item[key] for key in shown if key in item}
 
 
 def _undocumented_default(schema: dict[str, Any]) -> None:

@@ -70,6 +70,9 @@ class FilterParam:
     name: str
     info: ColumnInfo
     op: str
+    within: Callable[[ColumnElement[bool]], ColumnElement[bool]] | None = None
+    """Turns the comparison into the condition on the row (a many-to-many relationship's
+    comparison is on its link table)."""
 
     @property
     def adapter(self) -> TypeAdapter[Any]:
@@ -158,7 +161,8 @@ class FilterSet:
             except Invalid as exc:
                 errors.extend(exc.detail)
                 continue
-            found.append(_COMPARISONS[param.op](param.info.column, value))
+            condition = _COMPARISONS[param.op](param.info.column, value)
+            found.append(condition if param.within is None else param.within(condition))
         if errors:
             raise Invalid(errors)
         return found

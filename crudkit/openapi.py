@@ -259,7 +259,10 @@ def install_openapi(app: FastAPI, token_url: str) -> None:
             resources = [r for r in app.state.apps.resources if r.api]
             _add_components(
                 schema,
-                [model for r in resources for model in (r.create_schema, r.update_schema)],
+                [
+                    *(model for r in resources for model in (r.create_schema, r.update_schema)),
+                    *getattr(app.state, "openapi_bodies", ()),
+                ],
             )
             schemes = schema.get("components", {}).get("securitySchemes", {})
             for scheme in schemes.values():

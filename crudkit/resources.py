@@ -30,7 +30,7 @@ from sqlalchemy import Column, Table, inspect, types
 from sqlalchemy.orm import Mapper, RelationshipDirection, RelationshipProperty
 
 from crudkit.exceptions import ImproperlyConfigured
-from crudkit.fields import ColumnInfo, describe_columns, describe_computed
+from crudkit.fields import ColumnInfo, describe_column, describe_columns, describe_computed
 from crudkit.permissions import AND, BasePermission, DefaultPolicy
 from crudkit.schemas import (
     CreateSchema,
@@ -114,7 +114,8 @@ class Resource:
     search_fields: ClassVar[Sequence[str]] = ()
     """String columns searched, case-insensitively, by `?search=`."""
     filter_fields: ClassVar[Sequence[str]] = ()
-    """Columns clients may filter on: `?price__gte=10`."""
+    """Columns clients may filter on: `?price__gte=10`; a many-to-many relationship
+    filters on its related keys: `?tags=3`, `?tags__in=1,2`."""
     ordering_fields: ClassVar[Sequence[str]] = ()
     """Columns clients may order by: `?ordering=-price,name`."""
     default_ordering: ClassVar[Sequence[str]] = ()
@@ -139,6 +140,9 @@ class Resource:
     """App label used in permission codenames; default: the app the model's module is in."""
     verbose_name: ClassVar[str | None] = None
     """Human-readable singular name; default: from the class name."""
+    extra_permissions: ClassVar[Sequence[tuple[str, str]]] = ()
+    """Permissions beyond view/add/change/delete, `[("publish", "Can publish")]`: created
+    by `migrate` as `<app_label>.publish_<model>`, named by `@crudkit.action(permission=)`."""
 
     def __init__(self, model: type[Any], registry: Registry | None = None) -> None:
         self.model = model
@@ -158,14 +162,16 @@ class Resource:
         """What filters, search and ordering may name: the columns and SQL expressions."""
         self.python_computed: dict[str, ComputedField] = self._computed_methods()
         """The resource's `@computed` methods: read-only, in `Out`, computed per row."""
+        self.many_to_many: dict[str, ColumnInfo] = self._many_to_many()
+        """Many-to-many relationships served as lists of keys, with the related key."""
         self._validate()
         self.path_segment = self._path_segment()
         name = model.__name__
         self.create_schema: type[CreateSchema] = build_create_schema(
-            f"{name}Create", self.writable_columns(create=True)
+            f"{name}Create", self.writable_columns(create=True), self.many_to_many
         )
         self.update_schema: type[UpdateSchema] = build_update_schema(
-            f"{name}Update", self.writable_columns(create=False)
+            f"{name}Update", self.writable_columns(create=False), self.many_to_many
         )
         self.out_schema: type[OutSchema] = build_out_schema(
             f"{name}Out",
@@ -174,6 +180,7 @@ class Resource:
                 *((key, info.python_type | None) for key, info in self.sql_computed.items()),
                 *((key, field.annotation) for key, field in self.python_computed.items()),
             ],
+            self.many_to_many,
         )
         self.policy: BasePermission = self.get_permissions()
         """The policy every channel asks (built once: `get_permissions()`)."""
@@ -273,14 +280,15 @@ class Resource:
         if self.owner_field is not None:
             check("owner_field", [self.owner_field], columns)
         check("search_fields", self.search_fields, queryable)
-        check("filter_fields", self.filter_fields, queryable)
+        column_filters = [field for field in self.filter_fields if field not in self.many_to_many]
+        check("filter_fields", column_filters, queryable)
         check("ordering_fields", self.ordering_fields, queryable)
         check("default_ordering", [field.lstrip("-") for field in self.default_ordering], queryable)
         check("read_only_fields", self.read_only_fields, columns)
         check("write_only_fields", self.write_only_fields, columns)
         for option, fields in (
             ("search_fields", self.search_fields),
-            ("filter_fields", self.filter_fields),
+            ("filter_fields", column_filters),
             ("ordering_fields", self.ordering_fields),
             ("default_ordering", [field.lstrip("-") for field in self.default_ordering]),
         ):
@@ -321,10 +329,31 @@ class Resource:
                 f"{name}.dependencies must be a list of Depends(callable), "
                 f"got {self.dependencies!r}"
             )
+        self._check_extra_permissions(name)
         if self.path is not None and not re.fullmatch(r"/?[A-Za-z0-9_\-]+", self.path):
             raise ImproperlyConfigured(
                 f"{name}.path must be one URL segment such as '/products', got {self.path!r}"
             )
+
+    def _check_extra_permissions(self, name: str) -> None:
+        standard = {"view", "add", "change", "delete"}
+        for entry in self.extra_permissions:
+            if not (
+                isinstance(entry, tuple)
+                and len(entry) == 2
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], str)
+            ):
+                raise ImproperlyConfigured(
+                    f"{name}.extra_permissions must hold (codename, name) pairs such as "
+                    f"('publish', 'Can publish'), got {entry!r}"
+                )
+            codename = entry[0]
+            if not codename.isidentifier() or not codename.isascii() or codename in standard:
+                raise ImproperlyConfigured(
+                    f"{name}.extra_permissions: {codename!r} is not a valid codename "
+                    "(an ASCII identifier other than view, add, change and delete)"
+                )
 
     def _path_segment(self) -> str:
         if self.path is not None:
@@ -363,6 +392,24 @@ class Resource:
     @property
     def name_plural(self) -> str:
         return pluralize(snake_case(self.model.__name__)).replace("_", " ")
+
+    def _many_to_many(self) -> dict[str, ColumnInfo]:
+        """The many-to-many relationships through a plain link table of one column per side
+        (what the write pipeline writes), with the related model's primary key."""
+        found = {}
+        for prop in self.mapper.relationships:
+            if prop.direction is not RelationshipDirection.MANYTOMANY:
+                continue
+            if not isinstance(prop.secondary, Table) or not prop.secondary_synchronize_pairs:
+                continue
+            if len(prop.synchronize_pairs) != 1 or len(prop.secondary_synchronize_pairs) != 1:
+                continue
+            pk = prop.mapper.primary_key
+            if len(pk) != 1 or prop.secondary_synchronize_pairs[0][0] is not pk[0]:
+                continue
+            if isinstance(pk[0], Column):
+                found[prop.key] = describe_column(prop.key, pk[0])
+        return found
 
     @cached_property
     def relations(self) -> dict[str, RelationshipProperty[Any]]:

@@ -39,6 +39,7 @@ from crudkit.exceptions import (
 from crudkit.expansion import Expansion, parse_expand
 from crudkit.fieldsets import Fieldset, Fieldsets, project, sparse_schema
 from crudkit.filters import FilterSet, order_by_clauses
+from crudkit.manytomany import Links, ManyToMany, ManyToManyExpansion, add_link_filters
 from crudkit.openapi import ResourceDocs, error_responses
 from crudkit.pagination import CursorCodec, Page, keyset_condition
 from crudkit.permissions import Action
@@ -170,10 +171,12 @@ class ResourceEndpoints:
         self.queries = ResourceQueries(resource)
         self.filters = FilterSet(
             resource.queryable,
-            list(resource.filter_fields),
+            [field for field in resource.filter_fields if field not in resource.many_to_many],
             list(resource.search_fields),
             list(resource.ordering_fields),
         )
+        if resource.many_to_many:
+            add_link_filters(self.filters, resource)
         self.expansions: dict[str, Expansion] = {}
         self.fieldsets = Fieldsets(resource, self.queries)
         self.pk_key = resource.pk_info.key
@@ -182,6 +185,8 @@ class ResourceEndpoints:
         self._item_path: str | None = None
         self._dependency_params: frozenset[str] = frozenset()
         self._plain_pages: dict[tuple[tuple[str, bool], ...], Select[Any]] = {}
+        self.links: Links | None = None
+        """The many-to-many relationships served (None for a resource without any)."""
 
     # Policy.
 
@@ -294,11 +299,13 @@ class ResourceEndpoints:
         expansions = parse_expand(expand, self.expansions)
         after = self.codec.decode(cursor, order, self.resource.queryable) if cursor else None
         fieldset = None
+        shown = None
         if params.fields is not None:  # a sparse fieldset: only the columns the page needs
-            fieldset = self.fieldsets.for_list(
-                self.fieldsets.parse(params.fields),
-                [*(field for field, _ in order), *(e.local_field for e in expansions)],
-            )
+            shown = self.fieldsets.parse(params.fields)
+            needed = [*(field for field, _ in order), *(e.local_field for e in expansions)]
+            if self.links is not None:
+                needed += self.links.needed(shown)
+            fieldset = self.fieldsets.for_list(shown, needed)
 
         base = (self.queries if fieldset is None else fieldset).select(scope).where(*conditions)
         if scope is None and not conditions and after is None:
@@ -320,6 +327,9 @@ class ResourceEndpoints:
                 else:
                     total = await self.queries.count(reader, base, self.resource.count)
             loaded = [(e, await e.load(reader, request, rows)) for e in expansions]
+            linked = []
+            if self.links is not None:
+                linked = await self.links.load(reader, rows, expansions, shown)
         items = []
         public = self.queries.public if fieldset is None else fieldset.public
         for row in rows:
@@ -327,6 +337,9 @@ class ResourceEndpoints:
             for expansion, related in loaded:
                 expansion.attach(item, row, related)
             items.append(item)
+        if linked:
+            for item, row in zip(items, rows, strict=True):
+                Links.attach(item, row, linked)
         next_cursor = None
         if more:
             last = rows[-1]._mapping
@@ -346,6 +359,9 @@ class ResourceEndpoints:
                 raise NotFound()
             self.check_object(request, Action.RETRIEVE, row)
             loaded = [(e, await e.load(reader, request, [row])) for e in expansions]
+            linked = []
+            if self.links is not None:
+                linked = await self.links.load(reader, [row], expansions, shown)
         etag = self.queries.etag(row)
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, etag):
@@ -355,6 +371,8 @@ class ResourceEndpoints:
             item = project(item, shown)
         for expansion, related in loaded:
             expansion.attach(item, row, related)
+        if linked:
+            Links.attach(item, row, linked)
         return json_response(item, ETag=etag)
 
     async def create(self, request: Request) -> Response:
@@ -362,11 +380,13 @@ class ResourceEndpoints:
         self._reject_unknown_params(request, set())
         body = await parse_body(self.resource.create_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
+        if self.links is not None:
+            await self._refuse_unreadable(request, values)
         row = await WritePipeline.of(request.app).create(
             self.resource, values, Caller(request), authorized=True
         )
         return json_response(
-            await self.queries.written(self.db(request), row),
+            await self._written(request, row),
             201,
             Location=self.location(request, row),
             ETag=row_etag(row),
@@ -378,6 +398,8 @@ class ResourceEndpoints:
         self._reject_unknown_params(request, set())
         body = await parse_body(self.resource.update_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
+        if self.links is not None:
+            await self._refuse_unreadable(request, values, pk, scope)
         row = await WritePipeline.of(request.app).update(
             self.resource,
             pk,
@@ -386,7 +408,26 @@ class ResourceEndpoints:
             scope=scope,
             if_match=request.headers.get("if-match"),
         )
-        return json_response(await self.queries.written(self.db(request), row), ETag=row_etag(row))
+        return json_response(await self._written(request, row), ETag=row_etag(row))
+
+    async def _refuse_unreadable(
+        self,
+        request: Request,
+        values: dict[str, Any],
+        pk: Any = None,
+        scope: ColumnElement[bool] | None = None,
+    ) -> None:
+        assert self.links is not None
+        async with self.db(request).reader() as reader:
+            await self.links.refuse_unreadable(reader, request, values, pk, scope)
+
+    async def _written(self, request: Request, row: Row[Any]) -> dict[str, Any]:
+        """The item of a row just written, with its many-to-many keys."""
+        item = await self.queries.written(self.db(request), row)
+        if self.links is not None:
+            async with self.db(request).reader() as reader:
+                Links.attach(item, row, await self.links.load(reader, [row]))
+        return item
 
     async def delete(self, request: Request) -> Response:
         scope = await self.authorize(request, Action.DELETE)
@@ -499,3 +540,25 @@ def link_expansions(endpoints: Mapping[type[Any], ResourceEndpoints]) -> None:
                 owner.expansions[key] = Expansion(key, prop, target)
             except ValueError:
                 continue
+        _link_many_to_many(owner, endpoints)
+
+
+def _link_many_to_many(
+    owner: ResourceEndpoints, endpoints: Mapping[type[Any], ResourceEndpoints]
+) -> None:
+    """Serve `owner`'s many-to-many relationships; expandable when the other side is served
+    (and the resource does not restrict `expand_fields`)."""
+    resource = owner.resource
+    if not resource.many_to_many:
+        return
+    links = []
+    for key in resource.many_to_many:
+        prop = resource.mapper.relationships[key]
+        target = endpoints.get(prop.mapper.class_)
+        if target is not None and not target.resource.api:
+            target = None
+        link = ManyToMany(resource, prop, target)
+        links.append(link)
+        if target is not None and resource.expand_fields is None:
+            owner.expansions[key] = ManyToManyExpansion(link, target)
+    owner.links = Links(links)

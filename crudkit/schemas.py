@@ -5,6 +5,8 @@
 - `Update`: `Create` with every field optional; only the keys sent change.
 - `Out`: every readable column (write-only fields left out), then the computed fields,
   marked `readOnly` (never in `Create` or `Update`, so a body sending one is refused).
+- many-to-many relationships: a list of the related rows' primary keys under the
+  relationship's name in all three (`Update`: sent, it replaces the whole set).
 
 Constraints come from the columns (`String(200)` -> `max_length=200`, `Numeric(10, 2)`
 -> digits and places, `info={"ge": 0}` -> `ge=0`).
@@ -12,8 +14,9 @@ Constraints come from the columns (`String(200)` -> `max_length=200`, `Numeric(1
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from types import GenericAlias
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -58,7 +61,16 @@ def _field(info: ColumnInfo, *, default: Any, documented: bool = True) -> Any:
     return Field(default, json_schema_extra=_undocumented_default, **info.constraints)
 
 
-def build_create_schema(name: str, columns: Iterable[ColumnInfo]) -> type[CreateSchema]:
+def _keys(info: ColumnInfo) -> Any:
+    """A list of the primary keys of a many-to-many relationship's related rows."""
+    key: Any = Annotated[info.python_type, Field(**info.type_constraints)]
+    return GenericAlias(list, (key,))
+
+
+def build_create_schema(
+    name: str, columns: Iterable[ColumnInfo], links: Mapping[str, ColumnInfo] | None = None
+) -> type[CreateSchema]:
+    """`links`: the many-to-many relationships, by name, with the related primary key."""
     fields: dict[str, Any] = {}
     for info in columns:
         annotation = _annotation(info, nullable=info.nullable)
@@ -69,10 +81,14 @@ def build_create_schema(name: str, columns: Iterable[ColumnInfo]) -> type[Create
             # (a server default, a computed default): only the first two are known here.
             known = info.default is not None or (info.nullable and not info.has_default)
             fields[info.key] = (annotation, _field(info, default=info.default, documented=known))
+    for key, info in (links or {}).items():
+        fields[key] = (_keys(info), Field(default_factory=list))
     return create_model(name, __base__=CreateSchema, **fields)
 
 
-def build_update_schema(name: str, columns: Iterable[ColumnInfo]) -> type[UpdateSchema]:
+def build_update_schema(
+    name: str, columns: Iterable[ColumnInfo], links: Mapping[str, ColumnInfo] | None = None
+) -> type[UpdateSchema]:
     # An omitted key keeps its value (no default to document); an explicit null is
     # accepted only by nullable columns.
     fields: dict[str, Any] = {
@@ -82,6 +98,8 @@ def build_update_schema(name: str, columns: Iterable[ColumnInfo]) -> type[Update
         )
         for info in columns
     }
+    for key, info in (links or {}).items():  # sent: replaces the whole set
+        fields[key] = (_keys(info), Field(None, json_schema_extra=_undocumented_default))
     return create_model(name, __base__=UpdateSchema, **fields)
 
 
@@ -94,6 +112,7 @@ def build_out_schema(
     name: str,
     columns: Iterable[ColumnInfo],
     computed: Iterable[tuple[str, Any]] = (),
+    links: Mapping[str, ColumnInfo] | None = None,
 ) -> type[OutSchema]:
     """`computed`: (name, annotation) of the read-only computed fields, after the columns.
     They default to null, so an `Out` built from a model instance (which has no value
@@ -108,4 +127,6 @@ def build_out_schema(
             fields[info.key] = (annotation, ...)
     for key, annotation in computed:
         fields[key] = (annotation, Field(None, json_schema_extra=_read_only))
+    for key, info in (links or {}).items():
+        fields[key] = (_keys(info), Field(default_factory=list))
     return create_model(name, __base__=OutSchema, **fields)

@@ -216,3 +216,31 @@ class Crate(crudkit.Model):
     def initial(self) -> str:
         """Python only: its getter cannot run on the class, so it is not served."""
         return self.name[:1].upper()
+
+
+article_tags = Table(
+    "test_article_tags",
+    crudkit.Model.metadata,
+    Column("article_id", ForeignKey("test_article.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("test_tag.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Tag(crudkit.Model):
+    """The related side of a many-to-many relationship; `hidden` rows are not for everyone."""
+
+    __tablename__ = "test_tag"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    hidden: Mapped[bool] = mapped_column(default=False)
+
+
+class Article(crudkit.Model):
+    """A many-to-many relationship through a plain link table."""
+
+    __tablename__ = "test_article"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    tags: Mapped[list[Tag]] = relationship(secondary=article_tags, lazy="raise")

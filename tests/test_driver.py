@@ -171,3 +171,18 @@ async def test_a_slow_body_holds_no_pooled_connection(app: FastAPI, alice: Calle
     await request
     assert sent[0]["status"] == 201
     assert pool.checkedout() == 0
+
+
+async def test_a_read_inside_a_write_joins_its_transaction(app: FastAPI) -> None:
+    # A hook that reads while its write is open (the request's one connection) sees
+    # the write's rows, and leaves the write to commit.
+    db = database(app)
+    categories = table_of(Category)
+
+    async with db.request_connection(), db.writer() as writer:
+        await writer.rows(insert(categories).returning(categories.c.id), {"name": "a"})
+        async with db.reader() as reader:
+            assert len(await reader.rows(select(categories.c.id))) == 1
+        await writer.rows(insert(categories).returning(categories.c.id), {"name": "b"})
+    async with db.reader() as reader:
+        assert len(await reader.rows(select(categories.c.id))) == 2

@@ -79,6 +79,8 @@ def filters_for(resource: Resource, labels: dict[str, str]) -> list[Any]:
     """The sqladmin filters of a resource's `filter_fields`."""
     found: list[Any] = []
     for field in resource.filter_fields:
+        if field in resource.many_to_many:
+            continue  # filtered by the API only
         title = labels.get(field, field)
         if resource.queryable[field].python_type is bool:
             found.append(BooleanFilter(field, title=title))

@@ -1,4 +1,5 @@
-"""Create the view/add/change/delete permissions of every registered model.
+"""Create the view/add/change/delete permissions of every registered model, and the
+resource's `extra_permissions`.
 
 Runs after `migrate` (Django's post-migrate step): idempotent, it inserts only
 the codenames that are missing.
@@ -31,6 +32,15 @@ def expected_permissions(resources: list[Resource]) -> list[dict[str, str]]:
                 {
                     "codename": resource.get_permission_codename(action),
                     "name": f"Can {action} {resource.name}",
+                    "app_label": resource.app_label or "",
+                    "model": resource.model_name,
+                }
+            )
+        for codename, name in resource.extra_permissions:  # checked at registration
+            rows.append(
+                {
+                    "codename": resource.get_permission_codename(codename),
+                    "name": name,
                     "app_label": resource.app_label or "",
                     "model": resource.model_name,
                 }

@@ -58,12 +58,14 @@ class Connections:
         lease = self._lease()
         if lease is not None:
             conn = await lease.connection()
+            # Inside a write of the request (a hook's read): the read joins its transaction.
+            joined = conn.in_transaction()
             reader = self._reader(conn)
             try:
                 yield reader
             finally:
                 lease.autocommit = lease.autocommit or reader.autocommit
-                if conn.in_transaction():  # SQLAlchemy's autobegin, in autocommit: no I/O
+                if not joined and conn.in_transaction():  # SQLAlchemy's autobegin: no I/O
                     await conn.rollback()
             return
         async with self.engine.connect() as conn:
