@@ -197,6 +197,10 @@ class ResourceWrites:
 
     # Values.
 
+    def split_links(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Take the many-to-many sets out of `values` (the statement's columns stay)."""
+        return {key: values.pop(key) for key in list(values) if key in self.links}
+
     def clean(self, values: Mapping[str, Any], *, create: bool) -> dict[str, Any]:
         """`values` as the Create (or Update) schema accepts them; 422 otherwise."""
         resource = self.resource
@@ -382,13 +386,13 @@ class WritePipeline:
             user = caller.user
             if user.is_authenticated:
                 values[owner] = user.id
-        links = {key: values.pop(key) for key in list(values) if key in w.links}
+        links = w.split_links(values)
         try:
             async with self._writing(caller) as writer:
                 values = w.run_validators(values, None)
                 if w.has_validate:
                     values = await resource.validate(request, {**values, **links}, None)
-                    links = {key: values.pop(key) for key in list(values) if key in w.links}
+                    links = w.split_links(values)
                 values = await resource.before_create(request, values)
                 row = await w.queries.insert(writer, values)
                 after_links = await self._write_links(writer, w, row, links) if links else {}
@@ -419,7 +423,7 @@ class WritePipeline:
         resource = w.resource
         request = caller.request
         condition = self._scope(resource, caller, Action.UPDATE, scope)
-        links = {key: values.pop(key) for key in list(values) if key in w.links}
+        links = w.split_links(values)
         try:
             async with self._writing(caller) as writer:
                 row, conditional = await self._locate(
@@ -430,7 +434,7 @@ class WritePipeline:
                 values = w.run_validators(values, row)
                 if w.has_validate:
                     values = await resource.validate(request, {**values, **links}, row)
-                    links = {key: values.pop(key) for key in list(values) if key in w.links}
+                    links = w.split_links(values)
                 values = await resource.before_update(request, row, values)
                 if not values and not links:
                     return row
