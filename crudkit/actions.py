@@ -27,6 +27,10 @@ a 204. An action other than GET runs in one transaction, which the writes it mak
 through the pipeline join: raising after a write leaves nothing written.
 Declarations are checked when the app is built: a mistake fails at start
 with a message naming the resource.
+
+`admin=True` also offers a detail action in the admin, on one row (its details
+page) or on the rows ticked in the list, after the same checks; it takes no body,
+as the admin has no form for it.
 """
 
 from __future__ import annotations
@@ -43,10 +47,13 @@ from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import ColumnElement, Row
 
 from crudkit.authentication import resolve_user
+from crudkit.conf import Settings
 from crudkit.exceptions import ImproperlyConfigured, NotAuthenticated, NotFound, PermissionDenied
 from crudkit.openapi import ResourceDocs, error_responses
+from crudkit.pagination import CursorCodec
 from crudkit.permissions import Action, has_model_permission
 from crudkit.requests import parse_body
+from crudkit.resources import Resource
 from crudkit.routers import ResourceEndpoints, ResourceRoute, json_response
 from crudkit.writes import WritePipeline
 
@@ -72,16 +79,23 @@ class ActionOptions:
     detail: bool
     methods: tuple[str, ...]
     permission: str
+    admin: bool = False
 
 
 def action(
-    *, detail: bool, methods: Sequence[str] = ("POST",), permission: str = "change"
+    *,
+    detail: bool,
+    methods: Sequence[str] = ("POST",),
+    permission: str = "change",
+    admin: bool = False,
 ) -> Callable[[F], F]:
-    """Serve an async `Resource` method as an endpoint of the resource (see the module)."""
-    if not isinstance(detail, bool):
-        raise ImproperlyConfigured(
-            f"@crudkit.action(detail=...) must be True or False, got {detail!r}"
-        )
+    """Serve an async `Resource` method as an endpoint of the resource (see the module);
+    with `admin=True`, also as an action of its admin pages."""
+    for option, value in (("detail", detail), ("admin", admin)):
+        if not isinstance(value, bool):
+            raise ImproperlyConfigured(
+                f"@crudkit.action({option}=...) must be True or False, got {value!r}"
+            )
     if isinstance(methods, str) or not methods:
         raise ImproperlyConfigured(
             f"@crudkit.action(methods=...) must be a list such as ['POST'], got {methods!r}"
@@ -92,7 +106,7 @@ def action(
             f"@crudkit.action(methods=...): {', '.join(unknown)} not one of "
             f"{', '.join(sorted(_METHODS))}"
         )
-    options = ActionOptions(detail, upper, permission)
+    options = ActionOptions(detail, upper, permission, admin)
 
     def mark(method: F) -> F:
         if not inspect.iscoroutinefunction(method):
@@ -156,6 +170,14 @@ class ResourceAction:
                     f"{label}: a body needs methods among POST, PUT and PATCH"
                 )
             self.body = hint
+        if options.admin and not options.detail:
+            raise ImproperlyConfigured(
+                f"{label}: admin=True needs detail=True (the admin runs an action on rows)"
+            )
+        if options.admin and self.body is not None:
+            raise ImproperlyConfigured(
+                f"{label}: admin=True takes no body parameter (the admin has no form for it)"
+            )
         returns = hints.get("return", resource.model)
         self.no_content = returns is type(None)
         self.as_out = returns is resource.model or returns is resource.out_schema
@@ -177,18 +199,37 @@ class ResourceAction:
             raise PermissionDenied()
         return endpoints.check(request, Action.RETRIEVE if self.options.detail else Action.LIST)
 
+    def has_permission(self, request: Request) -> bool:
+        """Whether `authorize` lets the request's user in (no I/O: the user is known)."""
+        resource = self.endpoints.resource
+        policy = resource.policy
+        if self.standard is not None:
+            return policy.has_permission(request, resource, self.standard)
+        return has_model_permission(
+            request, resource, self.options.permission
+        ) and policy.has_permission(
+            request, resource, Action.RETRIEVE if self.options.detail else Action.LIST
+        )
+
+    async def get_row(
+        self, request: Request, pk: Any, scope: ColumnElement[bool] | None
+    ) -> Row[Any]:
+        """The row a detail action runs on, looked up as a retrieve is (404 out of
+        `scope`), then checked by the policy's `has_object_permission`."""
+        endpoints = self.endpoints
+        async with endpoints.db(request).reader() as reader:
+            row = await endpoints.queries.read(reader, pk, scope)
+        if row is None:
+            raise NotFound()
+        endpoints.check_object(request, self.object_action, row)
+        return row
+
     async def serve(self, request: Request) -> Response:
         endpoints = self.endpoints
         scope = await self.authorize(request)
         arguments: list[Any] = [request]
         if self.options.detail:
-            pk = endpoints._path_id(request)
-            async with endpoints.db(request).reader() as reader:
-                row = await endpoints.queries.read(reader, pk, scope)
-            if row is None:
-                raise NotFound()
-            endpoints.check_object(request, self.object_action, row)
-            arguments.append(row)
+            arguments.append(await self.get_row(request, endpoints._path_id(request), scope))
         if self.body is not None:
             arguments.append(await parse_body(self.body, request))
         if request.method in {"GET", "HEAD"}:
@@ -197,37 +238,62 @@ class ResourceAction:
             # One transaction for the whole action: writes made through the pipeline
             # join it, so an action that fails after a write leaves nothing written.
             async with WritePipeline.of(request.app).transaction():
-                result = await self.method(*arguments)
+                # The result is checked before the commit: one the action cannot
+                # answer with fails it too, leaving nothing written.
+                result = self.checked(await self.method(*arguments))
         return await self.answer(request, result)
 
-    async def answer(self, request: Request, result: Any) -> Response:
-        if isinstance(result, Response):
+    def checked(self, result: Any) -> Any:
+        """`result` checked against the return annotation: a response, or a row for
+        the resource's `Out` (read again by `answer`)."""
+        if isinstance(result, Response) or self.no_content:
             return result
-        if self.no_content:
-            return Response(status_code=204)
         if self.adapter is None:
             if not isinstance(result, Row):
                 raise TypeError(
                     f"{self.endpoints.resource._label()}.{self.key} must return a row "
                     f"(crudkit.create/update give one), got {type(result).__name__}"
                 )
-            endpoints = self.endpoints
-            return json_response(await endpoints.queries.written(endpoints.db(request), result))
+            return result
         value = self.adapter.validate_python(result, from_attributes=True)
         return json_response(self.adapter.dump_python(value, mode="json"))
 
+    async def answer(self, request: Request, result: Any) -> Response:
+        result = self.checked(result)
+        if isinstance(result, Response):
+            return result
+        if self.no_content:
+            return Response(status_code=204)
+        endpoints = self.endpoints
+        return json_response(await endpoints.queries.written(endpoints.db(request), result))
 
-def actions_of(endpoints: ResourceEndpoints) -> list[ResourceAction]:
-    """The checked `@action` methods of a resource (overridden ones left out)."""
+
+def _marked(resource: Resource) -> dict[str, ActionOptions]:
+    """The `@action` methods of a resource by name (overridden ones left out)."""
     marked: dict[str, ActionOptions] = {}
-    for klass in reversed(type(endpoints.resource).__mro__):
+    for klass in reversed(type(resource).__mro__):
         for key, value in vars(klass).items():
             options = getattr(value, _ACTION, None)
             if isinstance(options, ActionOptions):
                 marked[key] = options
             else:
                 marked.pop(key, None)
+    return marked
+
+
+def actions_of(endpoints: ResourceEndpoints) -> list[ResourceAction]:
+    """The checked `@action` methods of a resource (overridden ones left out)."""
+    marked = _marked(endpoints.resource)
     return [ResourceAction(endpoints, key, options) for key, options in marked.items()]
+
+
+def admin_actions(resource: Resource, settings: Settings) -> list[ResourceAction]:
+    """The checked `@action(admin=True)` methods of a resource, for its admin pages."""
+    marked = _marked(resource)
+    if not any(options.admin for options in marked.values()):
+        return []
+    endpoints = ResourceEndpoints(resource, settings, CursorCodec(settings.secret_key))
+    return [item for item in actions_of(endpoints) if item.options.admin]
 
 
 def add_action_routes(
@@ -286,6 +352,7 @@ def add_action_routes(
             route = router.routes[-1]
             assert isinstance(route, ResourceRoute)
             route.router = router
+            route.named = not options.detail
             if route.solver.authenticates:
                 route.openapi_extra = {
                     k: v for k, v in (route.openapi_extra or {}).items() if k != "security"

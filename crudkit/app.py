@@ -155,6 +155,15 @@ def serve_resources_first(app: FastAPI) -> None:
     routes[:] = [*resource_routes, *others]
 
 
+def internal_error(request: Request) -> JSONResponse:
+    """A 500 naming the request, so a report can be matched with the logged traceback."""
+    request_id: str | None = getattr(request.state, "request_id", None)
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return JSONResponse(
+        {"detail": "Internal server error.", "request_id": request_id}, 500, headers=headers
+    )
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPError)
@@ -167,15 +176,18 @@ def _install_error_handlers(app: FastAPI) -> None:
                 error = translate_db_error(exc)
             except DBAPIError:
                 logger.exception("unexpected database error")
-                return JSONResponse({"detail": "Internal server error."}, 500)
+                return internal_error(request)
         else:
             logger.warning("database unavailable: %s", exc)
             error = ServiceUnavailable()
         return await http_error(request, error)
 
     async def server_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"detail": "Internal server error."}, 500)
+        # Starlette answers this one outside every middleware: the request id is the
+        # request's own, bound to the log line and the answer here.
+        request_id = getattr(request.state, "request_id", None)
+        logger.exception("unhandled error", exc_info=exc, extra={"request_id": request_id})
+        return internal_error(request)
 
     async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
         # Starlette answers with the methods of the first route matching the path only;

@@ -2,18 +2,16 @@
 and `?expand=`.
 
 Each item holds, under the relationship's name, the primary keys of its related rows,
-loaded for a whole page with one query of the link table per relationship. A key a
-body sends must name a row the caller may read through the related resource's read
-policy; a key the row is already linked to is not checked again, so a set read back
-can be sent back. A missing row and one the caller may not read get the same 422, so
-the answer never tells that a row exists. `expand=` replaces the keys with the related
-items the caller may read, with one more query.
+loaded for a whole page with one query of the link table per relationship. The keys a
+body sends are checked by the write pipeline (`crudkit.writes`), on every channel:
+each must name a row the caller may read. `expand=` replaces the keys with the
+related items the caller may read, with one more query.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Column, ColumnElement, Row, Table, select
@@ -21,7 +19,6 @@ from sqlalchemy.orm import RelationshipProperty
 from starlette.requests import Request
 
 from crudkit.db import Reader
-from crudkit.exceptions import Invalid
 from crudkit.expansion import Expansion, ExpansionTarget
 from crudkit.fields import describe_column
 from crudkit.filters import FilterParam, FilterSet, param_name
@@ -80,7 +77,6 @@ class ManyToMany:
         self.local_field = resource.mapper.get_property_by_column(parent).key
         self.target = target
         """The related resource's endpoints; None when the API does not serve it."""
-        self._by_pk = self.local_field == resource.pk_info.key
 
     async def load(self, reader: Reader, rows: Sequence[Row[Any]]) -> dict[Any, list[Any]]:
         """The related keys of each of `rows`, by our key: one query."""
@@ -97,45 +93,6 @@ class ManyToMany:
             own, other = tuple(row)
             grouped[own].append(other)
         return grouped
-
-    async def refuse_unreadable(
-        self,
-        reader: Reader,
-        request: Request,
-        sent: Sequence[Any],
-        pk: Any = None,
-        scope: ColumnElement[bool] | None = None,
-    ) -> None:
-        """422 naming each key of `sent` that is not a row the caller may read (the keys
-        row `pk` is already linked to excepted, when it is in the caller's `scope`: the
-        answer tells nothing of a row they may not change)."""
-        wanted = set(sent)
-        if pk is not None and self._by_pk and wanted:
-            linked = select(self.remote).where(self.local == pk, self.remote.in_(wanted))
-            if scope is not None:
-                linked = linked.where(self.local.in_(select(self.parent).where(scope)))
-            wanted -= {row[0] for row in await reader.rows(linked)}
-        if not wanted:
-            return
-        visible: set[Any] = set()
-        target = self.target
-        if target is not None and target.can_read(request):
-            stmt = select(self.related).where(self.related.in_(wanted))
-            condition = target.read_filter(request)
-            if condition is not None:
-                stmt = stmt.where(condition)
-            visible = {row[0] for row in await reader.rows(stmt)}
-        errors = [
-            {
-                "loc": ["body", self.key, index],
-                "msg": f"no {self.key} item with key {key!r}",
-                "type": "value_error",
-            }
-            for index, key in enumerate(sent)
-            if key in wanted and key not in visible
-        ]
-        if errors:
-            raise Invalid(errors)
 
 
 class ManyToManyExpansion(Expansion):
@@ -201,17 +158,3 @@ class Links:
     ) -> None:
         for link, keys in loaded:
             item[link.key] = keys.get(row._mapping[link.local_field], [])
-
-    async def refuse_unreadable(
-        self,
-        reader: Reader,
-        request: Request,
-        values: Mapping[str, Any],
-        pk: Any = None,
-        scope: ColumnElement[bool] | None = None,
-    ) -> None:
-        """422 for any key in `values` that names no row the caller may read."""
-        for key, link in self.links.items():
-            sent = values.get(key)
-            if sent:
-                await link.refuse_unreadable(reader, request, sent, pk, scope)

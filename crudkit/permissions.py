@@ -80,6 +80,18 @@ def has_model_permission(request: Request, resource: Resource, action: Action | 
     return bool(user.is_active and (user.is_superuser or user.has_perm(codename)))
 
 
+def can_read(request: Request, resource: Resource) -> bool:
+    """Whether the caller may read `resource`'s rows at all (its policy's list
+    permission): asked wherever its rows are shown or chosen from another resource
+    (an expansion, a many-to-many key)."""
+    return resource.policy.has_permission(request, resource, Action.LIST)
+
+
+def read_filter(request: Request, resource: Resource) -> QueryFilter:
+    """The rows of `resource` the caller may read (its policy's list filter)."""
+    return resource.policy.get_query_filter(request, resource, Action.LIST)
+
+
 def _owner_condition(request: Request, resource: Resource) -> ColumnElement[bool]:
     user = get_user(request)
     if not user.is_authenticated:

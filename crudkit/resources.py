@@ -26,12 +26,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from fastapi import params
-from sqlalchemy import Column, Table, inspect, types
+from sqlalchemy import Column, Select, Table, inspect, types
 from sqlalchemy.orm import Mapper, RelationshipDirection, RelationshipProperty
 
 from crudkit.exceptions import ImproperlyConfigured
 from crudkit.fields import ColumnInfo, describe_column, describe_columns, describe_computed
-from crudkit.permissions import AND, BasePermission, DefaultPolicy
+from crudkit.permissions import AND, Action, BasePermission, DefaultPolicy
 from crudkit.schemas import (
     CreateSchema,
     OutSchema,
@@ -435,6 +435,18 @@ class Resource:
     def get_permission_codename(self, action: str) -> str:
         """`shop.change_product` for action `change`."""
         return f"{self.app_label}.{action}_{self.model_name}"
+
+    def scoped(
+        self, request: Request, stmt: Select[Any], action: Action = Action.LIST
+    ) -> Select[Any]:
+        """`stmt` narrowed to the rows the caller of `request` may `action` (list, by
+        default): what an action computing over "the rows you can see" selects from.
+
+            stmt = select(func.count()).select_from(Product)
+            total = await reader.scalar(self.scoped(request, stmt))
+        """
+        condition = self.policy.get_query_filter(request, self, action)
+        return stmt if condition is None else stmt.where(condition)
 
     # Overridable hooks.
 

@@ -42,7 +42,7 @@ from crudkit.filters import FilterSet, order_by_clauses
 from crudkit.manytomany import Links, ManyToMany, ManyToManyExpansion, add_link_filters
 from crudkit.openapi import ResourceDocs, error_responses
 from crudkit.pagination import CursorCodec, Page, keyset_condition
-from crudkit.permissions import Action
+from crudkit.permissions import Action, can_read, read_filter
 from crudkit.queries import ResourceQueries, etag_matches, row_etag
 from crudkit.requests import (
     PathId,
@@ -88,6 +88,9 @@ class ResourceRoute(APIRoute):
         self.router: APIRouter | None = None
         """The router serving this route (set by `add_routes`): its other routes go first."""
         self._literal = self.path_format.split("{", 1)[0]
+        self.named = False
+        """A list action's fixed path (`/products/stats`): the resource's routes whose
+        `{id}` would take it step aside, so another method there is a 405."""
         self._table: RouteTable | None = None
         self._others: list[Any] = []
         self._version = -1
@@ -116,7 +119,7 @@ class ResourceRoute(APIRoute):
 
     def _may_take(self, original: BaseRoute, route: Any) -> bool:
         """Whether `route` could match a path of this route and is meant to serve it."""
-        if isinstance(original, ResourceRoute):
+        if isinstance(original, ResourceRoute) and (self.named or not original.named):
             return False
         path_format = getattr(route, "path_format", None)
         if not isinstance(path_format, str):
@@ -207,10 +210,10 @@ class ResourceEndpoints:
         return policy.get_query_filter(request, resource, action)
 
     def can_read(self, request: Request) -> bool:
-        return self.resource.policy.has_permission(request, self.resource, Action.LIST)
+        return can_read(request, self.resource)
 
     def read_filter(self, request: Request) -> ColumnElement[bool] | None:
-        return self.resource.policy.get_query_filter(request, self.resource, Action.LIST)
+        return read_filter(request, self.resource)
 
     def check_object(self, request: Request, action: Action, row: Row[Any]) -> None:
         resource = self.resource
@@ -380,8 +383,6 @@ class ResourceEndpoints:
         self._reject_unknown_params(request, set())
         body = await parse_body(self.resource.create_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
-        if self.links is not None:
-            await self._refuse_unreadable(request, values)
         row = await WritePipeline.of(request.app).create(
             self.resource, values, Caller(request), authorized=True
         )
@@ -398,8 +399,6 @@ class ResourceEndpoints:
         self._reject_unknown_params(request, set())
         body = await parse_body(self.resource.update_schema, request)
         values: dict[str, Any] = body.model_dump(exclude_unset=True)
-        if self.links is not None:
-            await self._refuse_unreadable(request, values, pk, scope)
         row = await WritePipeline.of(request.app).update(
             self.resource,
             pk,
@@ -409,17 +408,6 @@ class ResourceEndpoints:
             if_match=request.headers.get("if-match"),
         )
         return json_response(await self._written(request, row), ETag=row_etag(row))
-
-    async def _refuse_unreadable(
-        self,
-        request: Request,
-        values: dict[str, Any],
-        pk: Any = None,
-        scope: ColumnElement[bool] | None = None,
-    ) -> None:
-        assert self.links is not None
-        async with self.db(request).reader() as reader:
-            await self.links.refuse_unreadable(reader, request, values, pk, scope)
 
     async def _written(self, request: Request, row: Row[Any]) -> dict[str, Any]:
         """The item of a row just written, with its many-to-many keys."""

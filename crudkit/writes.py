@@ -10,8 +10,10 @@ every channel. One write runs these steps in one transaction:
 
 1. policy: `has_permission`, the row looked up within the caller's scope (404
    outside it), `has_object_permission` (skipped for trusted callers, `check=False`);
-2. validation: the model's `@validates` methods, then `Resource.validate` (which
-   sees the many-to-many sets too, and can tell a trusted caller by `current_caller`);
+2. validation: each many-to-many key must name a row the caller may read (skipped
+   for trusted callers), then the model's `@validates` methods, then
+   `Resource.validate` (which sees the many-to-many sets too, and can tell a
+   trusted caller by `current_caller`);
 3. the `before_*` hook;
 4. the statement (INSERT/UPDATE/DELETE ... RETURNING) and many-to-many links;
 5. the `after_*` hook;
@@ -57,7 +59,7 @@ from crudkit.exceptions import (
     ValidationError,
     translate_db_error,
 )
-from crudkit.permissions import Action, has_model_permission
+from crudkit.permissions import Action, can_read, has_model_permission, read_filter
 from crudkit.queries import ResourceQueries, etag_matches, row_etag
 from crudkit.resources import Resource
 
@@ -144,6 +146,14 @@ class _Link:
     """The link table's column holding the related row's key."""
     local_key: str
     """The attribute of this row the link refers to."""
+    parent: Any
+    """This model's column the link refers to."""
+    related: Any
+    """The related model's column the link refers to."""
+    model: type[Any]
+    """The related model."""
+    by_pk: bool
+    """Whether the link refers to this row's primary key."""
 
 
 def _links_of(resource: Resource) -> dict[str, _Link]:
@@ -158,12 +168,22 @@ def _links_of(resource: Resource) -> dict[str, _Link]:
             continue
         if len(prop.synchronize_pairs) != 1 or len(prop.secondary_synchronize_pairs) != 1:
             continue
-        (parent, local), (_, remote) = (
+        (parent, local), (related, remote) = (
             prop.synchronize_pairs[0],
             prop.secondary_synchronize_pairs[0],
         )
         local_key = resource.mapper.get_property_by_column(parent).key
-        links[prop.key] = _Link(prop.key, secondary, local, remote, local_key)
+        links[prop.key] = _Link(
+            prop.key,
+            secondary,
+            local,
+            remote,
+            local_key,
+            parent,
+            related,
+            prop.mapper.class_,
+            local_key == resource.pk_info.key,
+        )
     return links
 
 
@@ -314,9 +334,15 @@ class WritePipeline:
     # The transaction.
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Writer]:
+    async def transaction(self, caller: Caller | None = None) -> AsyncIterator[Writer]:
         """The current write's transaction, or a new one committed (then its `on_commit`
-        callbacks run) when the block ends."""
+        callbacks run) when the block ends. With `caller`, the writes made in the block
+        for the same request (`crudkit.update(..., request=request)`) are recorded as
+        that caller's channel: the admin runs actions so."""
+        if caller is not None:
+            async with self._writing(caller) as writer:
+                yield writer
+            return
         outer = _current.get()
         if outer is not None and outer.db is self.db:
             yield outer.writer
@@ -389,6 +415,8 @@ class WritePipeline:
         links = w.split_links(values)
         try:
             async with self._writing(caller) as writer:
+                if caller.check and links:
+                    await self._refuse_unreadable(writer, w, caller, links)
                 values = w.run_validators(values, None)
                 if w.has_validate:
                     values = await resource.validate(request, {**values, **links}, None)
@@ -426,6 +454,10 @@ class WritePipeline:
         links = w.split_links(values)
         try:
             async with self._writing(caller) as writer:
+                if caller.check and links:
+                    # Before the row's lookup: a row out of the caller's scope gets the
+                    # same answer whether it is linked to a key or not.
+                    await self._refuse_unreadable(writer, w, caller, links, pk, condition)
                 row, conditional = await self._locate(
                     writer, w, pk, caller, Action.UPDATE, condition, if_match
                 )
@@ -528,6 +560,64 @@ class WritePipeline:
         if not etag_matches(if_match, row_etag(row)):
             raise PreconditionFailed()
         return row, True
+
+    async def _refuse_unreadable(
+        self,
+        writer: Writer,
+        w: ResourceWrites,
+        caller: Caller,
+        links: Mapping[str, Any],
+        pk: Any = None,
+        scope: ColumnElement[bool] | None = None,
+    ) -> None:
+        """422 naming each key sent in `links` that is not a row the caller may read
+        through the related resource's read policy.
+
+        A key the row `pk` is already linked to (when that row is in the caller's
+        `scope`) is not checked again, so a set read back can be sent back. A missing
+        row and one the caller may not read get the same answer, which never tells
+        that a row exists.
+        """
+        request = caller.request
+        errors: list[dict[str, Any]] = []
+        for key, sent in links.items():
+            if not sent:
+                continue
+            link = w.links[key]
+            wanted = set(sent)
+            if pk is not None and link.by_pk:
+                linked = select(link.remote).where(link.local == pk, link.remote.in_(wanted))
+                if scope is not None:
+                    linked = linked.where(link.local.in_(select(link.parent).where(scope)))
+                wanted -= {row[0] for row in await writer.rows(linked)}
+            if not wanted:
+                continue
+            visible: set[Any] = set()
+            target = self._registered(link.model)
+            if target is not None and can_read(request, target):
+                stmt = select(link.related).where(link.related.in_(wanted))
+                condition = read_filter(request, target)
+                if condition is not None:
+                    stmt = stmt.where(condition)
+                visible = {row[0] for row in await writer.rows(stmt)}
+            errors += [
+                {
+                    "loc": ["body", key, index],
+                    "msg": f"no {key} item with key {other!r}",
+                    "type": "value_error",
+                }
+                for index, other in enumerate(sent)
+                if other in wanted and other not in visible
+            ]
+        if errors:
+            raise Invalid(errors)
+
+    def _registered(self, model: type[Any]) -> Resource | None:
+        """The resource of `model`, or None when it has none (nobody may read its rows)."""
+        try:
+            return self.writes_for(model).resource
+        except ImproperlyConfigured:
+            return None
 
     @staticmethod
     def _check_owner_change(
@@ -666,8 +756,12 @@ def _caller(
     check: bool,
 ) -> tuple[WritePipeline, Caller]:
     """The pipeline and the caller of a Python write: inside a request it is the API's
-    (`via="api"`), otherwise a script's (`via="cli"`)."""
+    (`via="api"`) or the channel of the transaction it joins, otherwise a script's
+    (`via="cli"`)."""
     req = caller_request(app, user, request)
+    outer = _current_caller.get()
+    if via is None and outer is not None and request is not None and outer.request is request:
+        via = outer.via  # a write made by an action the admin runs is the admin's
     channel: Channel = via or ("api" if request is not None else "cli")
     return WritePipeline.of(req.app), Caller(req, channel, check)
 

@@ -243,4 +243,14 @@ class Article(crudkit.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(100))
-    tags: Mapped[list[Tag]] = relationship(secondary=article_tags, lazy="raise")
+    tags: Mapped[list[Tag]] = relationship(Tag, secondary=article_tags, lazy="raise")
+
+    @validates("title")
+    def _check_title(self, key: str, value: str) -> str:
+        """A validator with a bug for two titles: it raises neither ValueError nor
+        AssertionError (tests/test_hook_failures.py)."""
+        if value == "fail validates RuntimeError":
+            raise RuntimeError("the title validator broke")
+        if value == "fail validates KeyError":
+            raise KeyError("title")
+        return value

@@ -302,3 +302,60 @@ async def test_filters_on_related_keys(
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["query", "tags"]
     assert (await client.get(f"{ARTICLES}?tags__gt=1")).status_code == 422
+
+
+async def _root_user(app: FastAPI) -> Any:
+    from crudkit.contrib.auth.users import load_user
+
+    root = await create_user(app, "writer", is_staff=True, is_superuser=True)
+    async with app.state.db.read() as conn:
+        return await load_user(conn, user_id=root)
+
+
+async def test_the_python_write_api_checks_the_keys_as_the_api_does(
+    articles_app: FastAPI, tags: dict[str, int]
+) -> None:
+    user = await _root_user(articles_app)
+    red, secret = tags["red"], tags["secret"]
+    for bad in (secret, 10_000):  # hidden or missing: the same refusal
+        with pytest.raises(crudkit.Invalid) as refused:
+            await crudkit.create(
+                Article, {"title": "A", "tags": [red, bad]}, user=user, app=articles_app
+            )
+        assert refused.value.detail == [
+            {
+                "loc": ["body", "tags", 1],
+                "msg": f"no tags item with key {bad}",
+                "type": "value_error",
+            }
+        ]
+    assert await links(articles_app) == []
+    assert await history(articles_app, model="article") == []
+
+    row = await crudkit.create(Article, {"title": "B", "tags": [red]}, user=user, app=articles_app)
+    with pytest.raises(crudkit.Invalid) as refused:
+        await crudkit.update(Article, row.id, {"tags": [red, secret]}, user=user, app=articles_app)
+    assert refused.value.detail[0]["loc"] == ["body", "tags", 1]
+    assert await links(articles_app) == [(row.id, red)]
+
+    # A trusted caller links what it likes; a key already linked is then sent back freely.
+    await crudkit.update(Article, row.id, {"tags": [red, secret]}, app=articles_app, check=False)
+    trusted = await crudkit.create(
+        Article, {"title": "C", "tags": [secret]}, app=articles_app, check=False
+    )
+    await crudkit.update(Article, row.id, {"tags": [secret]}, user=user, app=articles_app)
+    assert await links(articles_app) == [(row.id, secret), (trusted.id, secret)]
+
+
+async def test_a_write_without_keys_reads_nothing_more(
+    articles_app: FastAPI, client: httpx.AsyncClient, headers: dict[str, str], tags: Any
+) -> None:
+    created = await client.post(ARTICLES, json={"title": "A", "tags": []}, headers=headers)
+    one = f"{ARTICLES}/{created.json()['id']}"
+    with count_queries(articles_app) as log:
+        assert (await client.patch(one, json={"title": "B"}, headers=headers)).status_code == 200
+    assert log.on("test_tag") == []
+    with count_queries(articles_app) as log:
+        patched = await client.patch(one, json={"tags": []}, headers=headers)
+    assert patched.status_code == 200
+    assert log.on("test_tag") == []

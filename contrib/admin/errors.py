@@ -60,14 +60,17 @@ def field_messages(exc: HTTPError) -> dict[str | None, list[str]]:
     return found
 
 
-def explain_db_error(exc: SQLAlchemyError, table: Table) -> HTTPError | None:
+def explain_db_error(exc: SQLAlchemyError | OverflowError, table: Table) -> HTTPError | None:
     """What a database error means, in the words the API would use; `None` when crudkit
-    cannot tell (the caller shows `UNEXPLAINED`)."""
+    cannot tell (the caller shows `UNEXPLAINED`). An `OverflowError` is a number the
+    driver could not send (aiosqlite raises its own, unwrapped)."""
     if isinstance(exc, DBAPIError):
         try:
             return translate_db_error(exc, table)
         except DBAPIError:
             return None
+    if isinstance(exc, OverflowError):
+        return Invalid.single(["body"], "A number is out of range for its column.", "data")
     if isinstance(exc, StatementError):  # a value the driver could not even send
         if isinstance(exc.orig, OverflowError):
             return Invalid.single(["body"], "A number is out of range for its column.", "data")

@@ -33,6 +33,8 @@ def add_field_errors(request: Request, errors: Mapping[str | None, list[str]]) -
     if form is None:
         return
     for name, messages in errors.items():
+        if name is not None and name not in form:
+            name = name.split(".", 1)[0]  # an item of a list (`tags.1`): on the list's field
         if name is not None and name in form:
             field = form[name]
             field.errors = [*field.errors, *messages]

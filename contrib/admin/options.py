@@ -2,7 +2,11 @@
 
     view_attributes(resource)    # {"column_list": [...], "form_columns": [...], ...}
 
-Readable columns are listed (write-only ones never are), `search_fields`,
+Readable columns are listed (write-only ones never are), and so are the
+computed fields, read-only on the list and details pages only: SQL ones
+(`column_property`, `hybrid_property`) are loaded by the list's one SELECT and
+sortable when in `ordering_fields`, `@crudkit.computed` ones are computed from
+the row shown, with no query. `search_fields`,
 `ordering_fields` and `filter_fields` become search, sortable columns and
 filters, and the form holds the writable columns (read-only ones and the
 `owner_field` are not in it) and the many-to-many links. Foreign keys are
@@ -25,7 +29,7 @@ from crudkit.contrib.admin.binary import Base64Field, binary_size
 from crudkit.contrib.admin.filters import filters_for
 from crudkit.contrib.admin.lookups import lookup_target
 from crudkit.contrib.admin.permissions import AdminPolicy
-from crudkit.resources import Resource
+from crudkit.resources import ComputedField, Resource
 
 
 def capfirst(text: str) -> str:
@@ -87,18 +91,30 @@ def foreign_key_link(target: Resource) -> Any:
     return link
 
 
+def computed_value(field: ComputedField) -> Any:
+    """A list and details formatter: a `@crudkit.computed` field of the row shown."""
+
+    def value(model: Any, name: str) -> Any:
+        return field.function(model)
+
+    return value
+
+
 def view_attributes(resource: Resource) -> dict[str, Any]:
     """sqladmin options from a resource's declarative options."""
     readable = [info.key for info in resource.readable_columns()]
+    shown = [*readable, *resource.sql_computed, *resource.python_computed]
     foreign = {
         key: target
         for key in resource.columns
         if key != resource.pk_info.key and (target := lookup_target(resource, key)) is not None
     }
     labels = {key: label_for(key, foreign=key in foreign) for key in resource.columns}
+    labels |= {key: label_for(key) for key in shown if key not in labels}
     links = {key: foreign_key_link(target) for key, target in foreign.items() if target.admin}
     binary = [key for key, info in resource.columns.items() if info.is_binary]
-    formatters: dict[str, Any] = {**links, **dict.fromkeys(binary, binary_size)}
+    computed = {key: computed_value(field) for key, field in resource.python_computed.items()}
+    formatters: dict[str, Any] = {**links, **dict.fromkeys(binary, binary_size), **computed}
     create_fields, edit_fields = form_fields(resource)
     default_sort = [
         (field.lstrip("-"), field.startswith("-")) for field in resource.default_ordering
@@ -108,8 +124,8 @@ def view_attributes(resource: Resource) -> dict[str, Any]:
         "policy": AdminPolicy(resource),
         "name": capfirst(resource.name),
         "name_plural": capfirst(resource.name_plural),
-        "column_list": readable,
-        "column_details_list": readable,
+        "column_list": shown,
+        "column_details_list": shown,
         "column_export_list": readable,
         "column_labels": labels,
         "column_formatters": formatters,

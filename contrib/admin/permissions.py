@@ -14,10 +14,14 @@ permissions, as in Django's admin.
 Row scoping is the policy's own `get_query_filter`, applied in SQL to the
 list, its count, and every single-row lookup, so a row out of scope is 404.
 A view may be given another policy (`AdminPolicy(resource, policy)`).
+
+A resource's `@crudkit.action(admin=True)` is offered to whoever the API would
+let run it (`AdminPolicy.action_checks`, filled by `actions.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqladmin.authorization import Action as AdminAction
@@ -53,6 +57,8 @@ class AdminPolicy:
     def __init__(self, resource: Resource, policy: BasePermission | None = None) -> None:
         self.resource = resource
         self.permissions = policy if policy is not None else resource.policy
+        self.action_checks: dict[str, Callable[[Request], bool]] = {}
+        """Who may run each admin action, by sqladmin's name for it (`action:<slug>`)."""
 
     def has_permission(self, request: Request, action: Action) -> bool:
         return self.permissions.has_permission(request, self.resource, action)
@@ -87,6 +93,9 @@ class ResourceAuthorization(AuthorizationBackend):
         policy = self.policies.get(identity)
         if policy is None:  # a custom page: any admin user
             return True
+        check = policy.action_checks.get(action)
+        if check is not None:
+            return check(request)
         crudkit_action = admin_action(action)
         if obj is None:
             return policy.has_permission(request, crudkit_action)

@@ -6,7 +6,8 @@
 first in line, staff login (`StaffAuthentication`), the resources'
 permissions (`ResourceAuthorization`), CSRF checks, error pages
 (`ErrorPageMiddleware`) and pages no site may frame (`DenyFramingMiddleware`).
-Four of sqladmin's endpoints change: the index
+A resource's `@crudkit.action(admin=True)` methods are admin actions
+(`actions.py`). Four of sqladmin's endpoints change: the index
 lists the apps and models the user may see (`dashboard.py`), a refused login
 re-shows the form with the reason (429 when throttled), logout only
 happens on POST (GET shows a confirmation form), so a link on another site
@@ -33,6 +34,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from crudkit.apps import Apps
+from crudkit.contrib.admin._sqladmin import serve_actions_on_post
+from crudkit.contrib.admin.actions import add_admin_actions
 from crudkit.contrib.admin.auth import LoginRefused, StaffAuthentication
 from crudkit.contrib.admin.csrf import csrf_input, csrf_token
 from crudkit.contrib.admin.dashboard import app_groups, recent_actions
@@ -43,7 +46,7 @@ from crudkit.contrib.admin.models import LogEntry
 from crudkit.contrib.admin.permissions import ResourceAuthorization
 from crudkit.contrib.admin.users import user_view
 from crudkit.contrib.admin.views import ResourceView, identities, view_for
-from crudkit.contrib.admin.writes import deleted_rows
+from crudkit.contrib.admin.writes import deleted_rows, raise_failure
 from crudkit.contrib.auth.models import User
 from crudkit.db import Database
 from crudkit.writes import WritePipeline
@@ -87,8 +90,10 @@ class CrudkitAdmin(Admin):
 
     def add_resource_view(self, view: type[ResourceView]) -> None:
         view.apps = self.apps
+        actions = add_admin_actions(view, self.apps.settings)
         self.authorization.add(view.identity, view.policy)
         self.add_view(view)
+        serve_actions_on_post(self, view.identity, actions)
 
     @login_required
     async def index(self, request: Request) -> Response:
@@ -112,6 +117,18 @@ class CrudkitAdmin(Admin):
             response.headers.update(refused.headers)
             return response
 
+    # A save that met an error crudkit cannot explain is the 500 page (`writes.py`).
+
+    async def create(self, request: Request) -> Response:
+        response: Response = await super().create(request)
+        raise_failure(request)
+        return response
+
+    async def edit(self, request: Request) -> Response:
+        response: Response = await super().edit(request)
+        raise_failure(request)
+        return response
+
     @login_required
     async def delete(self, request: Request) -> Response:
         # Without `pks` sqladmin raises a bare ValueError: a 500.
@@ -127,6 +144,7 @@ class CrudkitAdmin(Admin):
         try:
             async with WritePipeline.of(request.app).transaction():
                 response: Response = await super().delete(request)
+                raise_failure(request)
                 if deleted_rows(request) != wanted:
                     raise _Incomplete(response)
         except _Incomplete as incomplete:

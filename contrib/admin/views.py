@@ -35,13 +35,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from crudkit.actions import ResourceAction
 from crudkit.apps import Apps
 from crudkit.contrib.admin._sqladmin import (
+    action_url,
     column_labels,
     form_prop_names,
     list_prop_names,
     set_ajax_lookups,
 )
+from crudkit.contrib.admin.actions import refuse_on_row
 from crudkit.contrib.admin.context import current_request
 from crudkit.contrib.admin.counting import (
     DEFAULT_LIMIT,
@@ -79,6 +82,10 @@ class ResourceView(ModelView):
     """The project's apps, told about every write (set when the view is added)."""
     exact_count_limit: ClassVar[int] = DEFAULT_LIMIT
     """List pages count rows exactly up to this many, approximately above."""
+    admin_actions: ClassVar[tuple[str, ...]] = ()
+    """The resource's `@crudkit.action(admin=True)` methods, by name (see `actions.py`)."""
+    admin_action_items: ClassVar[tuple[ResourceAction, ...]] = ()
+    """The same actions, as the API serves them."""
 
     can_import = False
     save_as = False
@@ -105,6 +112,10 @@ class ResourceView(ModelView):
         # DESIGN.md: without the read permission the model is hidden, and every one
         # of its URLs refused, even where another permission (`add`) is held.
         return self.has_permission(request, AdminAction.LIST)
+
+    def action_urls(self, request: Request) -> list[str]:
+        """The URLs of the admin actions, which the admin's script sends as POST."""
+        return [action_url(request, self.identity, name) for name in self.admin_actions]
 
     def parse_pk(self, raw: str) -> Any:
         """The primary key in a URL; 404 when it cannot be one."""
@@ -226,7 +237,8 @@ class ResourceView(ModelView):
     async def _check_choices(
         self, request: Request, data: dict[str, Any], model: Any, is_created: bool
     ) -> None:
-        """Turn the lookups' form values into keys, each one a row the user may read."""
+        """Turn the lookups' form values into keys, each one a row the user may read
+        (many-to-many keys are checked by the write pipeline, as on every channel)."""
         for name, loader in self.lookups.items():
             if name not in data:
                 continue
@@ -239,17 +251,12 @@ class ResourceView(ModelView):
                 data[name] = key
                 unchanged = not is_created and key == getattr(model, name)
                 chosen = set() if unchanged else {key}
-            else:  # a many-to-many link: only newly added rows are checked
+            else:  # a many-to-many link: the write pipeline checks the keys, as for the API
                 keys = {loader.parse(raw) for raw in data[name] or ()}
                 if None in keys:
                     raise FormError(f"{label}: not a valid choice.")
                 data[name] = sorted(keys)
-                current = (
-                    set()
-                    if is_created
-                    else {getattr(row, loader.target.pk_info.key) for row in getattr(model, name)}
-                )
-                chosen = keys - current
+                continue
             chosen.discard(None)
             if chosen and len(await loader.visible(request, chosen)) != len(chosen):
                 raise FormError(f"{label}: not a valid choice.")
@@ -288,6 +295,8 @@ class ResourceView(ModelView):
     async def details_context(self, request: Request) -> dict[str, Any]:
         model = await self.get_object_for_details(request)
         await self._name_references(request, [model])
+        if self.admin_action_items:
+            await refuse_on_row(self, request, self.parse_pk(request.path_params["pk"]))
         return {"history_url": self.history_url(request, request.path_params["pk"])}
 
     async def edit_context(self, request: Request) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.attributes import set_committed_value
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from crudkit.contrib.admin._sqladmin import store_after_change_response
@@ -98,17 +99,24 @@ class RowWriter:
     @contextmanager
     def _refusals(self, request: Request, *, deleting: bool = False) -> Iterator[None]:
         """What the pipeline refuses, and any database error, as a `FormError`: never
-        the driver's text, which holds the statement and its values."""
+        the driver's text, which holds the statement and its values. Anything else (a
+        hook's bug) is noted for `raise_failure`: the save is rolled back, and the
+        answer is the 500 page, not a form message."""
         try:
             yield
         except HTTPError as exc:
             raise self._refused(request, exc, deleting=deleting) from None
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OverflowError) as exc:
             error = explain_db_error(exc, self.resource.table)
             if error is None:
                 logger.error("admin: a %s write failed", self.name, exc_info=exc)
                 raise FormError(UNEXPLAINED) from None
             raise self._refused(request, error, deleting=deleting) from None
+        except (FormError, StarletteHTTPException):
+            raise
+        except Exception as exc:
+            request.state.admin_failure = exc
+            raise
 
     @staticmethod
     def _pipeline(request: Request) -> WritePipeline:
@@ -168,6 +176,19 @@ class RowWriter:
     ) -> None:
         response = await self.view.after_model_change(data, obj, created, request)
         store_after_change_response(request, response)
+
+
+def raise_failure(request: Request) -> None:
+    """Raise the unexpected error a save of this request met, if any.
+
+    sqladmin answers any exception of a save with the form and the exception's text
+    (a 400); an error crudkit cannot explain is a 500 instead: the admin's error
+    page, with the request id, and the traceback in the log.
+    """
+    failure: Exception | None = getattr(request.state, "admin_failure", None)
+    if failure is not None:
+        request.state.admin_failure = None
+        raise failure
 
 
 def deleted_rows(request: Request) -> int:

@@ -1,5 +1,5 @@
 // crudkit: sends the session's CSRF token with every state-changing request the admin
-// pages make, and logs out with a POST. See contrib/admin/csrf.py.
+// pages make, and logs out and runs admin actions with a POST. See contrib/admin/csrf.py.
 (function () {
   "use strict";
   var tokenMeta = document.querySelector('meta[name="csrf-token"]');
@@ -70,6 +70,58 @@
     form.appendChild(field);
     document.body.appendChild(form);
     form.submit();
+  }
+
+  // Admin actions (contrib/admin/actions.py) change rows: sqladmin's links to them (a
+  // details page's buttons, the list's Actions menu, their confirmations) would GET
+  // them, so they are posted with the token instead, on the chosen row or rows.
+  var actionUrls = Array.prototype.map.call(
+    document.querySelectorAll('meta[name="crudkit-action-url"]'),
+    function (meta) {
+      return new URL(meta.getAttribute("content"), window.location.href);
+    }
+  );
+
+  function actionTarget(link) {
+    var raw = link.getAttribute("data-url") || link.getAttribute("href");
+    if (!raw || raw.charAt(0) === "#") {
+      return null;
+    }
+    var url = new URL(raw, window.location.href);
+    for (var i = 0; i < actionUrls.length; i++) {
+      if (url.origin === actionUrls[i].origin && url.pathname === actionUrls[i].pathname) {
+        return url;
+      }
+    }
+    return null;
+  }
+
+  if (actionUrls.length) {
+    // Capturing, so it runs before sqladmin's own handlers, which navigate with a GET.
+    document.addEventListener(
+      "click",
+      function (event) {
+        var link = event.target instanceof Element ? event.target.closest("a") : null;
+        var url = link ? actionTarget(link) : null;
+        if (!url) {
+          return;
+        }
+        event.preventDefault();
+        event.stopPropagation();
+        if (!url.searchParams.has("pks")) {
+          var pks = Array.prototype.map.call(
+            document.querySelectorAll(".select-box:checked"),
+            function (box) {
+              var key = box.parentElement.querySelector("input[type=hidden]");
+              return key ? key.value : "";
+            }
+          );
+          url.searchParams.set("pks", pks.join(","));
+        }
+        postTo(url.href);
+      },
+      true
+    );
   }
 
   // The sidebar's logout link: log out at once, with a POST.
