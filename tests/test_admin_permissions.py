@@ -35,6 +35,7 @@ async def test_superuser_sees_every_model(app: FastAPI, client: httpx.AsyncClien
         "Permissions",
         "History",
         "Categories",
+        "Tags",
         "Products",
         "Orders",
     ]
@@ -45,9 +46,9 @@ async def test_index_shows_only_what_the_user_may_see(
 ) -> None:
     await staff(app, client, "clerk", "shop.view_category")
 
-    # Categories through the view permission; products and orders are owner-scoped,
-    # so every staff member has their own rows there. Nothing of auth.
-    assert await _menu(client) == ["Categories", "Products", "Orders"]
+    # Categories through the view permission, tags as public rows; products and orders
+    # are owner-scoped, so every staff member has their own rows there. Nothing of auth.
+    assert await _menu(client) == ["Categories", "Tags", "Products", "Orders"]
     for identity in ("user", "group", "permission"):
         for path in (f"/admin/{identity}/list", f"/admin/{identity}/create"):
             assert (await client.get(path)).status_code == 403, path

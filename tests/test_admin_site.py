@@ -38,6 +38,8 @@ async def test_the_index_groups_models_by_app(app: FastAPI, client: httpx.AsyncC
     assert cards["shop"] == [
         ("category", "list"),
         ("category", "create"),
+        ("tag", "list"),
+        ("tag", "create"),
         ("product", "list"),
         ("product", "create"),
         ("order", "list"),
@@ -56,6 +58,7 @@ async def test_the_index_shows_only_what_the_user_may_see(
     assert cards == {
         "shop": [
             ("category", "list"),
+            ("tag", "list"),  # public, like categories
             ("product", "list"),
             ("product", "create"),
             ("order", "list"),

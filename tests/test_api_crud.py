@@ -326,7 +326,14 @@ async def test_openapi_documents_generated_schemas(client: httpx.AsyncClient) ->
     schema = (await client.get("/openapi.json")).json()
     components = schema["components"]["schemas"]
     create = components["ProductCreate"]
-    assert set(create["properties"]) == {"name", "description", "price", "in_stock", "category_id"}
+    assert set(create["properties"]) == {
+        "name",
+        "description",
+        "price",
+        "in_stock",
+        "category_id",
+        "tags",
+    }
     assert create["required"] == ["name", "price"]
     assert create["additionalProperties"] is False
     assert create["properties"]["name"]["maxLength"] == 200

@@ -175,11 +175,13 @@ def test_seed_is_idempotent(cli: Cli) -> None:
 
     assert first.exit_code == 0, first.output
     assert "Created the user 'demo' to own the products" in first.stdout
-    assert first.stdout.endswith("Added 4 categories and 8 products.\n")
+    assert first.stdout.endswith("Added 4 categories, 3 tags and 8 products.\n")
     assert second.exit_code == 0, second.output
     assert second.stdout == "Nothing to add: the sample data is already loaded.\n"
     assert cli.query("SELECT count(*) FROM shop_category")[0][0] == 4
     assert cli.query("SELECT count(*) FROM shop_product")[0][0] == 8
+    assert cli.query("SELECT count(*) FROM shop_tag")[0][0] == 3
+    assert cli.query("SELECT count(*) FROM shop_product_tags")[0][0] == 7
     assert cli.query("SELECT username, hashed_password FROM auth_user") == [("demo", "")]
 
 

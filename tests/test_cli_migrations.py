@@ -33,7 +33,7 @@ def test_migrate_from_empty_to_head(cli: Cli) -> None:
     assert before.exit_code == 0, before.output
     assert before.stdout == (
         "auth\n [ ] 0001_initial\n [ ] 0002_username_case_insensitive\n"
-        "admin\n [ ] 0001_initial\nshop\n [ ] 0001_initial\n"
+        "admin\n [ ] 0001_initial\nshop\n [ ] 0001_initial\n [ ] 0002_tags_and_order_status\n"
     )
 
     result = cli("migrate")
@@ -44,15 +44,16 @@ def test_migrate_from_empty_to_head(cli: Cli) -> None:
         "  Apply all migrations: auth, admin, shop\n"
         "Running migrations:\n"
         "  Applying auth.0001_initial... OK\n"
-        "  Applying shop.0001_initial... OK\n"
-        "  Applying admin.0001_initial... OK\n"
         "  Applying auth.0002_username_case_insensitive... OK\n"
+        "  Applying shop.0001_initial... OK\n"
+        "  Applying shop.0002_tags_and_order_status... OK\n"
+        "  Applying admin.0001_initial... OK\n"
     )
-    assert {"auth_user", "auth_permission", "shop_product", "shop_order"} <= tables(cli)
+    assert {"auth_user", "auth_permission", "shop_product", "shop_order", "shop_tag"} <= tables(cli)
     after = cli("showmigrations")
     assert after.stdout == (
         "auth\n [X] 0001_initial\n [X] 0002_username_case_insensitive\n"
-        "admin\n [X] 0001_initial\nshop\n [X] 0001_initial\n"
+        "admin\n [X] 0001_initial\nshop\n [X] 0001_initial\n [X] 0002_tags_and_order_status\n"
     )
 
 
@@ -75,10 +76,13 @@ def test_unapply_an_app_and_migrate_it_back(cli: Cli) -> None:
     down = cli("migrate", "shop", "zero")
 
     assert down.exit_code == 0, down.output
+    assert "  Unapplying shop.0002_tags_and_order_status... OK\n" in down.stdout
     assert "  Unapplying shop.0001_initial... OK\n" in down.stdout
     assert "shop_product" not in tables(cli)
     assert "auth_user" in tables(cli)
-    assert cli("showmigrations").stdout.endswith("shop\n [ ] 0001_initial\n")
+    assert cli("showmigrations").stdout.endswith(
+        "shop\n [ ] 0001_initial\n [ ] 0002_tags_and_order_status\n"
+    )
     assert "No migrations to apply." in cli("migrate", "shop", "zero").stdout
 
     up = cli("migrate", "shop", "0001")
@@ -86,6 +90,8 @@ def test_unapply_an_app_and_migrate_it_back(cli: Cli) -> None:
     assert up.exit_code == 0, up.output
     assert "  Applying shop.0001_initial... OK\n" in up.stdout
     assert "shop_product" in tables(cli)
+    assert "shop_tag" not in tables(cli)
+    assert "Applying shop.0002_tags_and_order_status" in cli("migrate", "shop").stdout
     assert "No migrations to apply." in cli("migrate", "shop").stdout
 
 
@@ -105,7 +111,10 @@ def test_migrating_one_app_applies_its_dependencies_first(cli: Cli) -> None:
     result = cli("migrate", "shop")
 
     assert result.exit_code == 0, result.output
-    assert "Applying auth.0001_initial... OK\n  Applying shop.0001_initial... OK" in result.stdout
+    applied = result.stdout
+    assert applied.index("Applying auth.0001_initial") < applied.index("Applying shop.0001_initial")
+    # 0002 refers to the users as they are after the auth app's 0002.
+    assert applied.index("Applying auth.0002") < applied.index("Applying shop.0002")
 
 
 def test_committed_migrations_match_the_models(cli: Cli) -> None:
@@ -159,7 +168,8 @@ def test_check_warns_about_debug(tmp_path: Path) -> None:
         ),
         (
             ["migrate", "shop", "0042"],
-            "Error: app 'shop' has no migration '0042' (it has: 0001_initial)\n",
+            "Error: app 'shop' has no migration '0042' "
+            "(it has: 0001_initial, 0002_tags_and_order_status)\n",
         ),
         (
             ["makemigrations", "nope"],
@@ -270,3 +280,36 @@ def test_a_failing_migration_is_rolled_back_and_named(cli: Cli, ledger: Path) ->
     assert fixed.exit_code == 0, fixed.output
     assert "  Applying ledger.0002_entries... OK\n" in fixed.stdout
     assert "ledger_entry" in tables(cli)
+
+
+def test_a_demo_database_of_the_first_edition_migrates_forward(cli: Cli) -> None:
+    # The database as the first edition left it: shop at 0001, with its rows.
+    assert cli("migrate", "shop", "0001").exit_code == 0
+    cli.query(
+        "INSERT INTO auth_user (username, email, hashed_password, is_active, is_staff,"
+        " is_superuser, token_version, date_joined)"
+        " VALUES ('demo', 'demo@example.com', '', true, false, false, 0, CURRENT_TIMESTAMP)"
+    )
+    cli.query("INSERT INTO shop_category (name) VALUES ('Books')")
+    cli.query(
+        "INSERT INTO shop_product (name, price, in_stock, category_id, owner_id, created_at,"
+        " updated_at) VALUES ('Fluent Python', 49.90, true, 1, 1, CURRENT_TIMESTAMP,"
+        " CURRENT_TIMESTAMP)"
+    )
+    cli.query(
+        "INSERT INTO shop_order (product_id, quantity, owner_id, created_at)"
+        " VALUES (1, 2, 1, CURRENT_TIMESTAMP)"
+    )
+
+    result = cli("migrate")
+
+    assert result.exit_code == 0, result.output
+    assert "Applying shop.0002_tags_and_order_status... OK" in result.stdout
+    assert cli.query("SELECT name FROM shop_product") == [("Fluent Python",)]
+    assert cli.query("SELECT quantity, status FROM shop_order") == [(2, "pending")]
+    assert cli.query("SELECT count(*) FROM shop_tag")[0][0] == 0
+    assert cli("makemigrations", "--check").exit_code == 0
+    # And back: 0002 unapplies cleanly, keeping the first edition's rows.
+    down = cli("migrate", "shop", "0001")
+    assert down.exit_code == 0, down.output
+    assert cli.query("SELECT quantity FROM shop_order") == [(2,)]

@@ -73,7 +73,9 @@ async def test_no_listener_no_execution_context(
         await requests()
     finally:
         event.remove(engine, "before_cursor_execute", listener)
-    assert len(contexts) == 9  # the caller and the statement(s) of each request, history too
+    # The caller and the statement(s) of each request, history too, and the tags of
+    # the answer's products.
+    assert len(contexts) == 12
     contexts.clear()
     await requests()  # once the listener is gone, so is the cost
     assert contexts == []

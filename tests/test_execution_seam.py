@@ -113,7 +113,7 @@ async def test_a_listener_sees_every_statement_of_a_create_and_a_list(
             PRODUCTS, json={"name": "Lamp ☃", "price": "3.50"}, headers=superuser.headers
         )
     assert created.status_code == 201
-    user, product, history = create.executed
+    user, product, history, tags = create.executed
     assert "FROM auth_user" in user.statement
     assert superuser.id in user.parameters
     assert product.statement.startswith("INSERT INTO shop_product")
@@ -121,6 +121,7 @@ async def test_a_listener_sees_every_statement_of_a_create_and_a_list(
     assert history.statement.startswith("INSERT INTO crudkit_log_entry")
     assert "create" in history.parameters
     assert "product" in history.parameters
+    assert "FROM shop_product_tags" in tags.statement  # the answer's tags
     for executed in create.executed:
         assert executed.finished
         assert isinstance(executed.conn, Connection)
@@ -135,12 +136,13 @@ async def test_a_listener_sees_every_statement_of_a_create_and_a_list(
     with listening(app) as listed:
         page = await client.get(PRODUCTS, params={"limit": 1}, headers=superuser.headers)
     assert page.json()["total"] == 2
-    user, rows, count = listed.executed
+    user, rows, count, tags = listed.executed
     assert "FROM auth_user" in user.statement
     assert rows.statement.startswith("SELECT")
     assert "FROM shop_product" in rows.statement
     assert 2 in rows.parameters  # the limit, one more than asked for
     assert "count(*)" in count.statement
+    assert "FROM shop_product_tags" in tags.statement
     assert all(executed.finished for executed in listed.executed)
     assert not create.errors
     assert not listed.errors
@@ -215,7 +217,7 @@ async def test_statements_sqlalchemy_must_run_itself_fire_every_event(
         event.remove(engine, "before_execute", before_execute)
     assert created.status_code == 201
     assert listed.json()["items"][0]["name"] == "Lamp"
-    assert len(seen) == len(cursor_events.executed) == 5
+    assert len(seen) == len(cursor_events.executed) == 7
 
 
 async def test_query_logging_sees_every_statement(
@@ -276,9 +278,9 @@ async def test_opentelemetry_records_a_span_per_statement(
     assert [span.attributes["db.statement"] for span in spans] == seen.statements()  # type: ignore[index]
     assert all("/*db_driver=" in statement for statement in seen.statements())
     assert [span.name.split()[0] for span in spans] == [
-        "SELECT", "INSERT", "INSERT",  # the caller, the product, its history row
-        "SELECT", "SELECT",  # the caller, the page (the last page: no count)
-        "SELECT", "INSERT", "INSERT",
+        "SELECT", "INSERT", "INSERT", "SELECT",  # the caller, the product, history, tags
+        "SELECT", "SELECT", "SELECT",  # the caller, the page (the last: no count), tags
+        "SELECT", "INSERT", "INSERT", "SELECT",  # a category: then its product count
         "SELECT", "INSERT",  # the conflict
     ]  # fmt: skip
     assert [span.status.status_code for span in spans][-1] is StatusCode.ERROR

@@ -1,8 +1,9 @@
 """The baseline: `shop_product` served the way FastAPI's production guides teach.
 
 FastAPI + SQLAlchemy 2.0 async ORM + Pydantic v2: an `AsyncSession` per request
-through `Depends`, ORM models, `response_model` with `from_attributes`. No auth:
-new rows belong to the owner named by `BENCH_OWNER_ID`.
+through `Depends`, ORM models, `response_model` with `from_attributes`, and the
+product's tags (many-to-many) loaded with `selectinload`, as crudkit answers them:
+their keys. No auth: new rows belong to the owner named by `BENCH_OWNER_ID`.
 
     uvicorn --factory benchmarks.apps.handwritten:create_app
 """
@@ -17,10 +18,10 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import DateTime, Numeric, String, Text, func, select
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Column, DateTime, ForeignKey, Numeric, String, Table, Text, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
 from benchmarks.config import POOL_SIZE
 
@@ -31,6 +32,21 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+class Tag(Base):
+    __tablename__ = "shop_tag"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+
+
+product_tags = Table(
+    "shop_product_tags",
+    Base.metadata,
+    Column("product_id", ForeignKey("shop_product.id"), primary_key=True),
+    Column("tag_id", ForeignKey("shop_tag.id"), primary_key=True),
+)
 
 
 class Product(Base):
@@ -47,6 +63,7 @@ class Product(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    tags: Mapped[list[Tag]] = relationship(secondary=product_tags, order_by=Tag.id)
 
 
 class ProductCreate(BaseModel):
@@ -81,6 +98,12 @@ class ProductOut(BaseModel):
     owner_id: int
     created_at: datetime
     updated_at: datetime
+    tags: list[int]
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def tag_keys(cls, tags: list[Tag]) -> list[int]:
+        return [tag.id for tag in tags]
 
 
 class ProductPage(BaseModel):
@@ -102,7 +125,7 @@ router = APIRouter()
 
 @router.get("/products/{product_id}", response_model=ProductOut)
 async def read_product(product_id: int, session: SessionDep) -> Product:
-    product = await session.get(Product, product_id)
+    product = await session.get(Product, product_id, options=[selectinload(Product.tags)])
     if product is None:
         raise HTTPException(status_code=404, detail="Not found.")
     return product
@@ -123,14 +146,14 @@ async def list_products(
     if ordering is not None:
         column = getattr(Product, ordering.lstrip("-"))
         stmt = stmt.order_by(column.desc() if ordering.startswith("-") else column.asc())
-    stmt = stmt.order_by(Product.id).offset(offset).limit(limit)
+    stmt = stmt.order_by(Product.id).offset(offset).limit(limit).options(selectinload(Product.tags))
     products = (await session.scalars(stmt)).all()
     return {"items": products, "total": total}
 
 
 @router.post("/products", response_model=ProductOut, status_code=201)
 async def create_product(request: Request, body: ProductCreate, session: SessionDep) -> Product:
-    product = Product(**body.model_dump(), owner_id=request.app.state.owner_id)
+    product = Product(**body.model_dump(), owner_id=request.app.state.owner_id, tags=[])
     session.add(product)
     await session.commit()
     return product
@@ -138,7 +161,7 @@ async def create_product(request: Request, body: ProductCreate, session: Session
 
 @router.patch("/products/{product_id}", response_model=ProductOut)
 async def update_product(product_id: int, body: ProductUpdate, session: SessionDep) -> Product:
-    product = await session.get(Product, product_id)
+    product = await session.get(Product, product_id, options=[selectinload(Product.tags)])
     if product is None:
         raise HTTPException(status_code=404, detail="Not found.")
     for key, value in body.model_dump(exclude_unset=True).items():

@@ -1,12 +1,24 @@
-"""The shop's models, as DESIGN.md describes them."""
+"""The shop's models: categories, products with tags, and the orders placed for them."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 import crudkit
 from crudkit.contrib.auth.models import User
@@ -16,16 +28,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Category(crudkit.Model):
-    __tablename__ = "shop_category"
+class Tag(crudkit.Model):
+    __tablename__ = "shop_tag"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-
-    products: Mapped[list[Product]] = relationship(back_populates="category", lazy="raise")
+    name: Mapped[str] = mapped_column(String(50), unique=True)
 
     def __str__(self) -> str:
         return self.name
+
+
+product_tags = Table(
+    "shop_product_tags",
+    crudkit.Model.metadata,
+    Column("product_id", ForeignKey("shop_product.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("shop_tag.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
 
 
 class Product(crudkit.Model):
@@ -50,9 +68,32 @@ class Product(crudkit.Model):
 
     category: Mapped[Category | None] = relationship(back_populates="products", lazy="raise")
     owner: Mapped[User] = relationship(lazy="raise")
+    tags: Mapped[list[Tag]] = relationship(Tag, secondary=product_tags, lazy="raise")
 
     def __str__(self) -> str:
         return self.name
+
+
+class Category(crudkit.Model):
+    __tablename__ = "shop_category"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Read-only: computed by the database in the same query as the category itself.
+    product_count: Mapped[int] = column_property(
+        select(func.count(Product.id))
+        .where(Product.category_id == id)
+        .correlate_except(Product)
+        .scalar_subquery()
+    )
+
+    products: Mapped[list[Product]] = relationship(back_populates="category", lazy="raise")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ORDER_STATUSES = ("pending", "paid", "cancelled")
 
 
 class Order(crudkit.Model):
@@ -63,6 +104,11 @@ class Order(crudkit.Model):
     product_id: Mapped[int] = mapped_column(ForeignKey("shop_product.id"), index=True)
     quantity: Mapped[int] = mapped_column(info={"ge": 1, "le": 1000})
     note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(
+        Enum(*ORDER_STATUSES, name="order_status", native_enum=False, create_constraint=True),
+        default="pending",
+        server_default="pending",
+    )
     owner_id: Mapped[int] = mapped_column(ForeignKey("auth_user.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
