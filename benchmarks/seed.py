@@ -59,6 +59,17 @@ def products(first: int, last: int, owner_id: int) -> Iterator[tuple[object, ...
         )
 
 
+TAGS = 5
+
+
+def product_tags(first: int, last: int) -> Iterator[tuple[int, int]]:
+    """The tags of products `first..last`: one each, and a second on every third."""
+    for i in range(first, last + 1):
+        yield (i, i % TAGS + 1)
+        if i % 3 == 0:
+            yield (i, (i + 1) % TAGS + 1)
+
+
 async def ensure_seeded(dataset: Dataset, *, force: bool = False) -> int:
     """Make `dataset` hold exactly its rows; the benchmark user's id."""
     if not force and await _is_seeded(dataset):
@@ -85,7 +96,19 @@ async def ensure_seeded(dataset: Dataset, *, force: bool = False) -> int:
                 records=list(products(first, last, owner_id)),
                 columns=PRODUCT_COLUMNS,
             )
-        for table in ("shop_category", "shop_product"):
+        await conn.copy_records_to_table(
+            "shop_tag",
+            records=[(i, f"tag-{i}") for i in range(1, TAGS + 1)],
+            columns=["id", "name"],
+        )
+        for first in range(1, dataset.rows + 1, CHUNK):
+            last = min(first + CHUNK - 1, dataset.rows)
+            await conn.copy_records_to_table(
+                "shop_product_tags",
+                records=list(product_tags(first, last)),
+                columns=["product_id", "tag_id"],
+            )
+        for table in ("shop_category", "shop_product", "shop_tag"):
             await conn.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
         await conn.execute("VACUUM ANALYZE")
     finally:
@@ -115,11 +138,12 @@ async def _is_seeded(dataset: Dataset) -> bool:
             "SELECT count(*) FROM shop_product WHERE id <= $1", dataset.rows
         )
         user = await conn.fetchval("SELECT count(*) FROM auth_user WHERE username = $1", BENCH_USER)
+        tagged = await conn.fetchval("SELECT count(*) > 0 FROM shop_product_tags")
     except asyncpg.UndefinedTableError:
         return False
     finally:
         await conn.close()
-    return bool(seeded == dataset.rows and user == 1)
+    return bool(seeded == dataset.rows and user == 1 and tagged)
 
 
 async def _recreate(dataset: Dataset) -> None:
