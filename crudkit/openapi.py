@@ -175,7 +175,8 @@ class ResourceDocs:
             _query(
                 "cursor",
                 {"type": "string", "maxLength": MAX_CURSOR},
-                "A next_cursor from a previous page (not with offset)",
+                "A next_cursor from a previous page: it carries its ordering, filters and"
+                " search, so it may be sent alone (not with offset)",
             ),
             _query(
                 "ordering",

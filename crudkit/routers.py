@@ -269,6 +269,13 @@ class ResourceEndpoints:
             pages[key] = page
         return page
 
+    def _order(self, ordering: str | None) -> list[tuple[str, bool]]:
+        """The requested ordering, ended by the primary key so that it is total."""
+        order = self.filters.ordering(ordering, list(self.resource.default_ordering))
+        if all(field != self.pk_key for field, _ in order):
+            order.append((self.pk_key, False))
+        return order
+
     @property
     def allowed_params(self) -> set[str]:
         """Query parameters of the list endpoint."""
@@ -290,17 +297,29 @@ class ResourceEndpoints:
         self._reject_unknown_params(request, self.allowed_params)
         params = parse_query(self._list_params, request)
         limit, offset, cursor = params.limit, params.offset, params.cursor
-        ordering, search, expand = params.ordering, params.search, params.expand
-        if cursor is not None and "offset" in request.query_params:
+        query = request.query_params
+        filters: Mapping[str, str] = {
+            name: raw for name, raw in query.items() if name in self.filters.params
+        }
+        search = params.search if params.search and params.search.strip() else None
+        if cursor is not None and "offset" in query:
             raise Invalid.single(["query", "cursor"], "use either cursor or offset, not both")
-        conditions = self.filters.conditions(request.query_params)
+        after = None
+        if cursor:
+            # The cursor carries what the walk lists; what is sent along must agree.
+            carried = self.codec.decode(cursor, self.resource.queryable, self.filters.params)
+            if "ordering" in query:
+                carried.check_ordering(self._order(params.ordering))
+            order, after = carried.ordering, carried.values
+            filters, search = carried.selection(filters, search, "search" in query)
+            if "limit" not in query:
+                limit = min(carried.limit, self.settings.page_size_max)
+        else:
+            order = self._order(params.ordering)
+        conditions = self.filters.conditions(filters)
         if search and (matched := self.filters.search(search)) is not None:
             conditions.append(matched)
-        order = self.filters.ordering(ordering, list(self.resource.default_ordering))
-        if all(field != self.pk_key for field, _ in order):
-            order.append((self.pk_key, False))
-        expansions = parse_expand(expand, self.expansions)
-        after = self.codec.decode(cursor, order, self.resource.queryable) if cursor else None
+        expansions = parse_expand(params.expand, self.expansions)
         fieldset = None
         shown = None
         if params.fields is not None:  # a sparse fieldset: only the columns the page needs
@@ -346,7 +365,8 @@ class ResourceEndpoints:
         next_cursor = None
         if more:
             last = rows[-1]._mapping
-            next_cursor = self.codec.encode(order, [last[field] for field, _ in order])
+            values = [last[field] for field, _ in order]
+            next_cursor = self.codec.encode(order, values, limit, filters, search)
         return json_response({"items": items, "total": total, "next_cursor": next_cursor})
 
     async def retrieve(self, request: Request) -> Response:
