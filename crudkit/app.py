@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.routing import Match
 
-from crudkit import health, hosts, metrics
+from crudkit import apidocs, health, hosts, metrics
 from crudkit._fastapi import served_routes
 from crudkit.actions import add_action_routes
 from crudkit.apps import Apps
@@ -79,9 +79,9 @@ def create_app(
         version=_version(),
         debug=False,  # tracebacks go to the log, never to the client
         lifespan=lifespan,
-        docs_url=docs,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: `apidocs` serves them
+        redoc_url=None,
+        openapi_url=apidocs.OPENAPI_URL if docs else None,
         swagger_ui_parameters={"persistAuthorization": True},
         dependencies=dependencies,
     )
@@ -95,6 +95,8 @@ def create_app(
 
     _install_error_handlers(app)
     app.include_router(health.router)
+    if docs:
+        apidocs.install(app, docs)
     install_api(app, apps, settings)
     for hook in apps.app_hooks:
         hook(app)

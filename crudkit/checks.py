@@ -19,12 +19,18 @@ crudkit.W003  warning, --deploy     `https_only` is off: cookies without `Secure
 crudkit.W004  warning, --deploy     `/docs`, `/redoc` and `/openapi.json` are served (`docs_url`)
 crudkit.W005  warning, --deploy     `cors_origins` is `*`: any web site may call the API
 crudkit.W006  warning, --deploy     `allowed_hosts` is `*`: any `Host` is answered
+crudkit.W007  warning, --deploy     several workers (`WEB_CONCURRENCY`) without `redis_url`
+
+The number of workers is `WEB_CONCURRENCY`, the variable gunicorn and uvicorn read
+their default `--workers` from (the Dockerfile sets it): a check cannot see the
+command line a server will be started with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -296,6 +302,22 @@ def check_cors_origins(apps: Apps) -> list[Message]:
     ]
 
 
+def check_workers_share_state(apps: Apps) -> list[Message]:
+    """crudkit.W007: without Redis, each worker throttles logins on its own."""
+    workers = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if apps.settings.redis_url or not workers.isdigit() or int(workers) <= 1:
+        return []
+    return [
+        Message(
+            "crudkit.W007",
+            "warning",
+            f"WEB_CONCURRENCY is {workers} and no redis_url is set: each worker counts failed "
+            f"logins on its own, so a client gets up to {workers} times login_attempts",
+            hint='set CRUDKIT_REDIS_URL (pip install "crudkit[redis]") to share the counts',
+        )
+    ]
+
+
 CORE_CHECKS: list[Check] = [
     check_debug,
     check_allowed_hosts,
@@ -310,6 +332,7 @@ DEPLOY_CHECKS: list[Check] = [
     check_cors_origins,
     check_any_host,
     check_metrics,
+    check_workers_share_state,
 ]
 
 

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import event
 
@@ -26,6 +25,14 @@ from crudkit import hosts
 from crudkit.conf import Settings
 from crudkit.db import Database, Model
 from crudkit.exceptions import ImproperlyConfigured
+from crudkit.extras import install_hint
+
+try:
+    import httpx
+except ModuleNotFoundError as exc:  # a test dependency, not one of the app's
+    if exc.name != "httpx":
+        raise
+    raise ModuleNotFoundError(install_hint("httpx"), name="httpx") from exc
 
 TEST_HOST = "testserver"
 

@@ -61,6 +61,20 @@ def test_wheel_ships_the_scaffold_templates(wheel_names: set[str]) -> None:
     assert templates <= wheel_names
 
 
+def test_wheel_ships_the_api_docs_assets(wheel_names: set[str]) -> None:
+    # `/docs` and `/redoc` load these from the app, not from a CDN.
+    for name in (
+        "swagger-ui/swagger-ui-bundle.js",
+        "swagger-ui/swagger-ui.css",
+        "swagger-ui/favicon-32x32.png",
+        "swagger-ui/LICENSE",
+        "swagger-ui/NOTICE",
+        "redoc/redoc.standalone.js",
+        "redoc/LICENSE",
+    ):
+        assert f"crudkit/statics/docs/{name}" in wheel_names, name
+
+
 def test_wheel_declares_the_console_script(wheel: Path, wheel_names: set[str]) -> None:
     entry_points = next(name for name in wheel_names if name.endswith("entry_points.txt"))
     with zipfile.ZipFile(wheel) as archive:

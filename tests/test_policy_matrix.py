@@ -1,4 +1,4 @@
-"""The default policy of DESIGN.md, every cell, on the example project's three resources.
+"""The README's default policy, every cell, on the example project's three resources.
 
 `list` cells: `200+` means the row of the owner is listed, `200-` that it is filtered out.
 The matrix helper also checks that every refused write changed nothing.

@@ -1,4 +1,4 @@
-"""Settings: names and prefix of DESIGN.md, clear failures for bad values."""
+"""Settings: names and prefix of the settings reference, clear failures for bad values."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ class AuthConfig(AppConfig):
         from crudkit.contrib.auth.hashing import check_passlib
         from crudkit.contrib.auth.hashing import configure as configure_hashing
         from crudkit.contrib.auth.permissions_sync import create_permissions
-        from crudkit.contrib.auth.routes import router
+        from crudkit.contrib.auth.routes import registration, router
 
         check_passlib()
         apps = self.apps
@@ -30,6 +30,8 @@ class AuthConfig(AppConfig):
             parallelism=settings.argon2_parallelism,
         )
         apps.add_router(router)
+        if settings.allow_registration:  # else not served, nor listed by `routes`
+            apps.add_router(registration)
         token_url = settings.api_prefix + router.url_path_for("token")
         apps.set_authenticator(JWTAuthentication(), token_url=token_url)
         apps.on_post_migrate(create_permissions)

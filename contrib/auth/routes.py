@@ -33,6 +33,8 @@ from crudkit.openapi import error_responses
 from crudkit.writes import Caller, WritePipeline
 
 router = APIRouter(prefix="/auth", tags=["Auth"])
+registration = APIRouter(prefix="/auth", tags=["Auth"])
+"""`/auth/register`, served only when `allow_registration` is on."""
 
 users = table_of(User)
 refresh_tokens = table_of(RefreshToken)
@@ -231,7 +233,7 @@ async def me(user: AuthenticatedUser) -> dict[str, Any]:
     return user.public()
 
 
-@router.post(
+@registration.post(
     "/register",
     response_model=UserOut,
     status_code=201,

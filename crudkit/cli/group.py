@@ -6,7 +6,9 @@ once the project loads, and an app's command replaces a built-in of the same
 name, as in Django. `--settings` (or `CRUDKIT_SETTINGS_MODULE`) names the
 settings module; the current directory is importable, as with Django's
 `manage.py`. Errors print one line and exit 1; `--traceback` shows the stack.
-Like Django's, `--settings` and `--traceback` may also follow the command name
+`--pythonpath DIR` makes a project importable from elsewhere (`crudkit --pythonpath
+~/mysite --settings settings migrate`). Like Django's, `--settings`, `--pythonpath` and
+`--traceback` may also follow the command name
 (`manage.py migrate --traceback`). `startproject` and `startapp` need no
 project, so they work anywhere, settings or not (`crudkit startproject mysite`).
 """
@@ -41,7 +43,7 @@ BUILTIN_COMMANDS = {
 PROJECTLESS = {"startapp", "startproject"}
 """Commands resolved without loading the project (apps cannot replace them)."""
 GLOBAL_FLAGS = {"--traceback"}
-GLOBAL_OPTIONS = {"--settings"}
+GLOBAL_OPTIONS = {"--settings", "--pythonpath"}
 
 
 def builtin_command(name: str) -> click.Command | None:
@@ -142,6 +144,12 @@ def _set_settings(ctx: click.Context, _param: click.Parameter, value: str | None
         sys.path.insert(0, os.getcwd())
 
 
+def _set_pythonpath(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # Like Django's: the project's modules import from there, run from anywhere.
+    if value:
+        sys.path.insert(0, os.path.abspath(value))
+
+
 def _set_traceback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
         ctx.ensure_object(Project).show_traceback = True
@@ -156,6 +164,15 @@ def _set_traceback(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     expose_value=False,
     callback=_set_settings,
     help="Dotted path of the settings module [env: CRUDKIT_SETTINGS_MODULE].",
+)
+@click.option(
+    "--pythonpath",
+    metavar="DIRECTORY",
+    type=click.Path(exists=True, file_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=_set_pythonpath,
+    help="A directory to add to the import path, e.g. the project's (where manage.py is).",
 )
 @click.option(
     "--traceback",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import traceback
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -187,7 +188,12 @@ async def _preview(
             click.echo("Planned operations:\n  No planned migration operations.")
         return
     if show_sql:
-        migrations.sql(direction, target, heads, sys.stdout)
+        try:
+            migrations.sql(direction, target, heads, sys.stdout)
+        except Exception as exc:
+            if project.show_traceback:
+                raise
+            raise CommandError(_offline_error(exc)) from exc
         return
     click.echo("Planned operations:")
     steps = migrations.plan(direction, target, heads)
@@ -195,6 +201,24 @@ async def _preview(
         click.echo(f"  {step}")
     if not steps:
         click.echo("  No planned migration operations.")
+
+
+def _offline_error(exc: Exception) -> str:
+    """Why `--sql` could not write a migration's SQL, naming the migration."""
+    from alembic.util import CommandError as AlembicCommandError
+
+    in_migration = [
+        frame for frame in traceback.extract_tb(exc.__traceback__) if "migrations" in frame.filename
+    ]
+    name = f"migration {Path(in_migration[-1].filename).stem}" if in_migration else "a migration"
+    if isinstance(exc, AlembicCommandError) and "batch mode" in str(exc):
+        why = "it alters a table in batch mode, which SQLite can only do on a live database"
+    else:
+        why = f"it reads the database, which offline SQL cannot ({type(exc).__name__}: {exc})"
+    return (
+        f"--sql cannot write the SQL of {name}: {why}; the SQL above stops before it. "
+        "Use `migrate --plan` to see what would run, or run `migrate` on a copy of the database"
+    )
 
 
 def _database_exists(project: Project) -> bool:

@@ -39,6 +39,7 @@ from crudkit.apps import Apps
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database
 from crudkit.exceptions import CrudkitError, ImproperlyConfigured
+from crudkit.extras import install_hint, missing_module
 from crudkit.migrator.engines import command_engine
 
 if TYPE_CHECKING:
@@ -158,7 +159,9 @@ def describe_error(exc: BaseException, project: Project | None = None, *, hint: 
     """
     from alembic.util import CommandError as AlembicCommandError
 
-    if isinstance(exc, CrudkitError | AlembicCommandError):
+    if (module := missing_module(exc)) is not None:  # whatever it caused, the fix is an extra
+        message = install_hint(module)
+    elif isinstance(exc, CrudkitError | AlembicCommandError):
         message = str(exc)
     elif isinstance(exc, DBAPIError):
         message = f"database error: {_first_line(exc)}"

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
 from crudkit.authentication import get_user
 from crudkit.cli.project import Project, pass_project
@@ -65,6 +66,8 @@ def _describe(
     path: str, route: BaseRoute, served: dict[str, tuple[Resource, Action]]
 ) -> tuple[str, str, str]:
     if isinstance(route, Mount):
+        if isinstance(route.app, StaticFiles):  # the docs' scripts and styles
+            return "GET", path, "public (static files)"
         return "*", path, "mounted app: its own checks"
     methods = set(getattr(route, "methods", None) or {"*"})
     if "GET" in methods:

@@ -7,6 +7,10 @@ uvicorn builds the app with the factory `crudkit.app:create_app` in every worker
 (and again after each reload), so the settings module travels in
 `CRUDKIT_SETTINGS_MODULE` and each process loads the same project.
 
+The app is built once in the command's own process before uvicorn starts: a project
+whose app cannot be built (a missing driver, a resource that does not fit its model)
+stops with that error, instead of workers that crash and are restarted in a loop.
+
 `X-Forwarded-For` and `X-Forwarded-Proto` are believed only from the addresses in
 setting `forwarded_allow_ips`: uvicorn would otherwise believe them from
 127.0.0.1, so anything on the same host could pick the client address that
@@ -22,6 +26,7 @@ from typing import Any
 
 import click
 
+from crudkit.app import create_app
 from crudkit.cli.project import Project, pass_project
 from crudkit.hosts import host_patterns
 
@@ -50,6 +55,9 @@ def runserver(project: Project, host: str, port: int, reload: bool, workers: int
     # Load here, once: a broken project fails with one line, not in every worker.
     settings = project.apps.settings
     host_patterns(settings)  # no allowed_hosts without debug: one line, before any worker
+    # And build the app as each worker will: uvicorn's supervisor restarts a worker that
+    # fails to start, forever, under "Started parent process"; its error stops us here.
+    create_app(settings, apps=project.apps)
     if project.settings_module:
         os.environ["CRUDKIT_SETTINGS_MODULE"] = project.settings_module
     uvicorn.run(
