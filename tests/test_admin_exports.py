@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -16,7 +18,7 @@ import crudkit
 from crudkit.contrib.auth.models import User
 from crudkit.contrib.auth.resources import UserResource
 from crudkit.testing import client_for
-from shop.models import Product
+from shop.models import Category, Product
 from tests.admin_support import insert, staff
 from tests.models import Gadget
 
@@ -93,3 +95,54 @@ async def test_negative_numbers_stay_numbers(gadgets: FastAPI) -> None:
     )
     assert (item["name"], item["notes"]) == ("'-5", "'=1+1")
     assert (item["count"], item["small"], item["weight"], item["ratio"]) == (-5, -1, -1.5, -0.5)
+
+
+async def test_exports_follow_the_lists_search_and_filters(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    root = await staff(app, client, "root", superuser=True)
+    lamps = await insert(app, Category, name="Lamps")
+    await insert(
+        app, Product, name="Desk lamp", price=Decimal("30"), owner_id=root, category_id=lamps
+    )
+    await insert(
+        app, Product, name="Floor lamp", price=Decimal("80"), owner_id=root, category_id=lamps
+    )
+    await insert(app, Product, name="Lamp oil", price=Decimal("5"), owner_id=root)
+    await insert(app, Product, name="Chair", price=Decimal("40"), owner_id=root, category_id=lamps)
+    query = "search=lamp&category_id=" + str(lamps) + "&category_id_op=exact&price=50&price_op=lt"
+
+    # The list page's export links carry its search and filters ...
+    page = await client.get(f"/admin/product/list?{query}&page=1")
+    assert page.status_code == 200, page.text
+    links = set(re.findall(r'href="([^"]*/export/[^"]*)"', page.text))
+    assert {html.unescape(link) for link in links} == {
+        f"http://testserver/admin/product/export/{kind}?{query}" for kind in ("csv", "json")
+    }
+
+    # ... and the export writes only the rows the list shows.
+    exported = exported_csv(await client.get(f"/admin/product/export/csv?{query}"))
+    assert [row["name"] for row in exported] == ["Desk lamp"]
+    response = await client.get(f"/admin/product/export/json?{query}")
+    assert [row["name"] for row in response.json()] == ["Desk lamp"]
+    everything = exported_csv(await client.get("/admin/product/export/csv"))
+    assert len(everything) == 4
+
+
+async def test_exports_write_empty_values_as_empty(app: FastAPI, client: httpx.AsyncClient) -> None:
+    root = await staff(app, client, "root", superuser=True)
+    await insert(app, Product, name="Lamp", price=Decimal("1"), owner_id=root)
+
+    [row] = exported_csv(await client.get("/admin/product/export/csv"))
+    [item] = (await client.get("/admin/product/export/json")).json()
+
+    assert (row["description"], row["category_id"]) == ("", "")
+    assert (item["description"], item["category_id"]) == (None, None)
+
+
+async def test_export_refuses_a_bad_filter(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await staff(app, client, "root", superuser=True)
+
+    response = await client.get("/admin/product/export/csv?price=abc&price_op=exact")
+
+    assert response.status_code == 400

@@ -4,6 +4,7 @@ own transaction; the admin shows it read-only, and per row."""
 from __future__ import annotations
 
 import enum
+import html
 import json
 import math
 import uuid
@@ -21,7 +22,8 @@ from crudkit.contrib.admin.history import jsonable
 from crudkit.contrib.auth.models import Group, User
 from crudkit.contrib.auth.testing import auth_headers, create_user
 from crudkit.events import WriteEvent
-from shop.models import Category, Product
+from crudkit.testing import count_queries
+from shop.models import Category, Product, Tag
 from tests.admin_support import ORIGIN, delete, history, insert, login, rows, staff, submit
 from tests.cli_support import Cli, fresh_database
 from tests.conftest import Caller
@@ -380,3 +382,45 @@ def test_command_line_writes_are_recorded(tmp_path: Path) -> None:
         )
     assert [tuple(entry)[:4] for entry in entries] == [("cli", "create", "user", "admin")]
     assert "hashed_password" not in str(entries[0][4])
+
+
+async def test_many_to_many_changes_are_shown_by_name(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await staff(app, client, "root", superuser=True)
+    red, blue, green = [await insert(app, Tag, name=name) for name in ("red", "blue", "green")]
+    lamps = []
+    for name in ("Desk lamp", "Floor lamp"):
+        created = await submit(
+            client,
+            "/admin/product/create",
+            {"name": name, "price": "30", "tags": [str(red), str(blue)]},
+        )
+        assert created.status_code == 302, created.text
+        [lamp] = await rows(app, Product, name=name)
+        lamps.append(lamp["id"])
+        edited = await submit(
+            client,
+            f"/admin/product/edit/{lamp['id']}",
+            {"name": name, "price": "30", "tags": [str(blue), str(green)]},
+            form_page=f"/admin/product/edit/{lamp['id']}",
+        )
+        assert edited.status_code == 302, edited.text
+    await submit(client, "/admin/tag/edit/" + str(green), {"name": "lime"})
+    assert (await delete(client, "tag", red)).status_code == 200
+
+    # A row's History page: the tags by name (a deleted one by its key), one query for them.
+    with count_queries(app) as log:
+        page = await client.get(f"/admin/product/history/{lamps[0]}")
+    assert page.status_code == 200, page.text
+    assert f"tags: #{red}, blue → blue, lime" in html.unescape(page.text)
+    assert len(log.on("shop_tag")) == 1
+    # The History list and an entry's page: the same, one query per page for all entries.
+    with count_queries(app) as log:
+        listed = await client.get("/admin/log-entry/list", params={"search": "lamp"})
+    assert listed.status_code == 200, listed.text
+    assert html.unescape(listed.text).count(f"tags: #{red}, blue → blue, lime") == 2
+    assert len(log.on("shop_tag")) == 1
+    entry = next(e for e in await history(app, model="product") if e["action"] == "update")
+    details = await client.get(f"/admin/log-entry/details/{entry['id']}")
+    assert f"tags: #{red}, blue → blue, lime" in html.unescape(details.text)

@@ -24,9 +24,10 @@ the panel is mounted at the `admin_path` setting (default `/admin`).
     filters.py      list filters parsed by crudkit's FilterSet
     errors.py       failed saves as form messages, database errors in the API's words
     exports.py      CSV and JSON exports with formula-leading text quoted
-    error_pages.py  500 and 503 pages for what no view handled
+    error_pages.py  403 and 404 inside the admin; 500 and 503 pages for what no view handled
     context.py      the admin request in progress, for forms
     migrations/     the history table's migrations
     templates/      small overrides of sqladmin's templates, and crudkit's pages
-    statics/        the CSRF token for the pages' own requests; the dark/light theme
+    statics/        the CSRF token for the pages' own requests; the dark/light theme;
+                    local times, pinned list columns, the icon
 """

@@ -1,4 +1,9 @@
-"""Admin pages for failures on the server side: 503 while the database is down, 500 otherwise.
+"""Admin error pages: refusals (403, 404, 400) inside the admin, failures on the server side.
+
+A refusal sqladmin answers itself (`sqladmin/error.html`) is shown inside the
+admin's layout, menu included, with a way back (`way_back`): the model's list
+when the user may see it, else the admin's index. Before login there is no
+menu to show, and the page is sqladmin's own.
 
 Left alone, an exception escaping an admin view reaches Starlette's last
 resort: a bare "Internal Server Error" in plain text, a 500 even when the
@@ -16,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqladmin import ModelView
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import Request
@@ -36,6 +42,28 @@ FAILURE = (
     "Something went wrong",
     "The server could not complete this request. The error has been logged.",
 )
+
+
+EXPLANATIONS = {
+    403: "You do not have permission to see this page.",
+    404: "There is nothing here, or nothing you may see.",
+}
+
+
+def way_back(request: Request) -> dict[str, str]:
+    """Where a refused page leads back to: the list of the model whose URL it was, when
+    the user may see it (and it is not the list refused), else the admin's index."""
+    index = request.url_for("admin:index")
+    rest = request.url.path.removeprefix(index.path)
+    identity, _, page = rest.partition("/")
+    if page != "list" and "user" in request.scope:
+        for view in request.app.state.admin.views:
+            if isinstance(view, ModelView) and view.identity == identity:
+                if view.is_accessible(request):
+                    url = request.url_for("admin:list", identity=identity)
+                    return {"url": str(url), "label": f"Back to {view.name_plural}"}
+                break
+    return {"url": str(index), "label": "Back to the admin"}
 
 
 def is_outage(exc: BaseException) -> bool:

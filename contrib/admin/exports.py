@@ -10,6 +10,8 @@ spreadsheets show as text. Numbers (`int`, `float`, `Decimal`) are left as
 they are: `-5` in a numeric column is a value, not a formula, and quoting it
 would turn it into text; a `-5` typed into a text column is quoted like any
 other text. Every export format goes through the same rows, CSV and JSON alike.
+An empty value is an empty cell in CSV (sqladmin would write `None`) and
+`null` in JSON.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ class ExportRow:
     without copying how each format is written.
     """
 
-    __slots__ = ("_row",)
+    __slots__ = ("_null", "_row")
 
-    def __init__(self, row: Any) -> None:
+    def __init__(self, row: Any, *, null: Any = None) -> None:
         self._row = row
+        self._null = null  # what an empty value is written as: `""` in CSV's text cells
 
     def __getattr__(self, name: str) -> Any:
-        return neutralise(getattr(self._row, name))
+        value = getattr(self._row, name)
+        return self._null if value is None else neutralise(value)

@@ -81,6 +81,10 @@ class ResourceLoader(QueryAjaxModelLoader):
         they may not read."""
         if self.name in self.view.get_form_exclusions(request):
             raise HTTPException(403, "This field is not on your form.")
+        return await self.matching(request, term)
+
+    async def matching(self, request: Request, term: str) -> list[Any]:
+        """The rows matching `term` the user may read; 403 for a target they may not read."""
         if "\x00" in term:  # PostgreSQL cannot compare text with NUL in it
             raise HTTPException(400, "The search must not contain NUL characters.")
         matches = []

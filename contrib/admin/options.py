@@ -13,14 +13,19 @@ filters, and the form holds the writable columns (read-only ones and the
 labelled by what they refer to (`Category`, not `Category ID`), edited through
 lookups (`lookups.py`) and shown as links to the row they refer to; binary
 columns are edited as base64 text and listed by their size (`binary.py`).
+Date-times are shown to the second as `<time>` elements, in UTC until the
+admin's script (`statics/js/crudkit-admin.js`) rewrites them in the browser's
+locale and time zone.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
 from sqladmin.helpers import slugify_class_name
+from sqlalchemy import DateTime
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty
 from starlette.requests import Request
 from wtforms import PasswordField
@@ -91,6 +96,25 @@ def foreign_key_link(target: Resource) -> Any:
     return link
 
 
+def local_time(value: datetime | None) -> Markup | str:
+    """`value` as a `<time>` element: to the second, in UTC, until the admin's script
+    shows it in the browser's locale and time zone. A naive value is taken as UTC,
+    as crudkit stores date-times."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC).replace(microsecond=0)
+    return Markup('<time datetime="{}" data-crudkit-time>{}</time>').format(
+        value.isoformat(), f"{value:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
+def timestamp(model: Any, name: str) -> Markup | str:
+    """A list and details formatter: a date-time column as `local_time` shows it."""
+    return local_time(getattr(model, name))
+
+
 def computed_value(field: ComputedField) -> Any:
     """A list and details formatter: a `@crudkit.computed` field of the row shown."""
 
@@ -98,6 +122,12 @@ def computed_value(field: ComputedField) -> Any:
         return field.function(model)
 
     return value
+
+
+def _is_datetime(resource: Resource, key: str) -> bool:
+    sql_type = resource.columns[key].column.type
+    # crudkit's own date-time types decorate SQLAlchemy's (`TypeDecorator.impl`).
+    return isinstance(sql_type, DateTime) or isinstance(getattr(sql_type, "impl", None), DateTime)
 
 
 def view_attributes(resource: Resource) -> dict[str, Any]:
@@ -114,7 +144,13 @@ def view_attributes(resource: Resource) -> dict[str, Any]:
     links = {key: foreign_key_link(target) for key, target in foreign.items() if target.admin}
     binary = [key for key, info in resource.columns.items() if info.is_binary]
     computed = {key: computed_value(field) for key, field in resource.python_computed.items()}
-    formatters: dict[str, Any] = {**links, **dict.fromkeys(binary, binary_size), **computed}
+    times = [key for key in shown if key in resource.columns and _is_datetime(resource, key)]
+    formatters: dict[str, Any] = {
+        **dict.fromkeys(times, timestamp),
+        **links,
+        **dict.fromkeys(binary, binary_size),
+        **computed,
+    }
     create_fields, edit_fields = form_fields(resource)
     default_sort = [
         (field.lstrip("-"), field.startswith("-")) for field in resource.default_ordering

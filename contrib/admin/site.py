@@ -39,10 +39,11 @@ from crudkit.contrib.admin.actions import add_admin_actions
 from crudkit.contrib.admin.auth import LoginRefused, StaffAuthentication
 from crudkit.contrib.admin.csrf import csrf_input, csrf_token
 from crudkit.contrib.admin.dashboard import app_groups, recent_actions
-from crudkit.contrib.admin.error_pages import ErrorPageMiddleware
+from crudkit.contrib.admin.error_pages import EXPLANATIONS, ErrorPageMiddleware, way_back
 from crudkit.contrib.admin.framing import DenyFramingMiddleware
 from crudkit.contrib.admin.history_view import change_lines, history_view
 from crudkit.contrib.admin.models import LogEntry
+from crudkit.contrib.admin.options import local_time
 from crudkit.contrib.admin.permissions import ResourceAuthorization
 from crudkit.contrib.admin.users import user_view
 from crudkit.contrib.admin.views import ResourceView, identities, view_for
@@ -82,7 +83,12 @@ class CrudkitAdmin(Admin):
         )
         self.admin.state = app.state  # see the module docstring
         self.templates.env.globals.update(
-            csrf_token=csrf_token, csrf_input=csrf_input, change_lines=change_lines
+            csrf_token=csrf_token,
+            csrf_input=csrf_input,
+            change_lines=change_lines,
+            local_time=local_time,
+            way_back=way_back,
+            explanations=EXPLANATIONS,
         )
         for route in self.admin.router.routes:
             if isinstance(route, Route) and route.name == "logout":

@@ -20,20 +20,23 @@ version check (`writes.py`); list pages count large tables approximately
 
 from __future__ import annotations
 
+import builtins
 import types
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
+from urllib.parse import urlencode
 
 from pydantic import Field, TypeAdapter, ValidationError
 from sqladmin import ModelView, expose
 from sqladmin.authorization import Action as AdminAction
 from sqladmin.forms import WTFORMS_ATTRS
-from sqladmin.pagination import Pagination
+from sqladmin.pagination import PageControl, Pagination
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import RelationshipProperty, selectinload
+from starlette.datastructures import URL
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from crudkit.actions import ResourceAction
 from crudkit.apps import Apps
@@ -48,6 +51,7 @@ from crudkit.contrib.admin.actions import refuse_on_row
 from crudkit.contrib.admin.context import current_request
 from crudkit.contrib.admin.counting import (
     DEFAULT_LIMIT,
+    ApproximateCount,
     count_limit,
     count_rows,
     counted_select,
@@ -56,9 +60,10 @@ from crudkit.contrib.admin.errors import (
     FormError,
 )
 from crudkit.contrib.admin.exports import ExportRow
+from crudkit.contrib.admin.filters import EXACT, ForeignKeyFilter
 from crudkit.contrib.admin.forms import VERSION_FIELD, AdminForm
 from crudkit.contrib.admin.lookups import ResourceLoader, loaders_for
-from crudkit.contrib.admin.options import view_attributes
+from crudkit.contrib.admin.options import capfirst, view_attributes
 from crudkit.contrib.admin.permissions import AdminPolicy
 from crudkit.contrib.admin.writes import RowWriter, object_version
 from crudkit.exceptions import ImproperlyConfigured
@@ -67,8 +72,31 @@ from crudkit.permissions import Action
 from crudkit.resources import Resource
 
 HISTORY_TEMPLATE = "crudkit_admin/object_history.html"
+LIST_ONLY_PARAMS = frozenset({"page", "pageSize"})
+"""List query parameters an export ignores: it writes every matching row."""
 HISTORY_LIMIT = 200
 """Entries shown on a row's History page, newest first."""
+
+
+class LastPage(int):
+    """The number of a list's last page, shown as the link to it."""
+
+    def __str__(self) -> str:
+        return f"Last ({int(self)})"
+
+
+class ListPagination(Pagination):
+    """sqladmin's page links, and a link to the last page when the count is exact
+    (an `ApproximateCount` has no last page to link to)."""
+
+    def add_pagination_urls(self, base_url: URL) -> None:
+        super().add_pagination_urls(base_url)
+        if isinstance(self.count, ApproximateCount):
+            return
+        last = self.max_page(self.count, self.page_size)
+        if all(control.number < last for control in self.page_controls):
+            url = str(base_url.include_query_params(page=last))
+            self.page_controls.append(PageControl(number=LastPage(last), url=url))
 
 
 class ResourceView(ModelView):
@@ -103,19 +131,31 @@ class ResourceView(ModelView):
         """The many-to-many relationships on the form."""
         self.lookups: dict[str, ResourceLoader] = loaders_for(self, form_prop_names(self))
         """The form fields that choose rows of another resource, by name."""
+        self.link_loaders: dict[str, ResourceLoader] = loaders_for(self, resource.many_to_many)
+        """The many-to-many relationships, which the History names (`history_view.py`)."""
         set_ajax_lookups(self, dict(self.lookups))
+        self.filter_lookups: dict[str, ResourceLoader] = loaders_for(
+            self, [f.parameter_name for f in self.get_filters() if isinstance(f, ForeignKeyFilter)]
+        )
+        """The foreign-key filters, whose choices `filter_lookup` serves."""
         self.references: dict[str, ResourceLoader] = loaders_for(self, list_prop_names(self))
         """The listed foreign keys, shown by the name of the row they refer to."""
         self.writer = RowWriter(self)
 
     def is_accessible(self, request: Request) -> bool:
-        # DESIGN.md: without the read permission the model is hidden, and every one
+        # Without the read permission the model is hidden, and every one
         # of its URLs refused, even where another permission (`add`) is held.
         return self.has_permission(request, AdminAction.LIST)
 
     def action_urls(self, request: Request) -> list[str]:
         """The URLs of the admin actions, which the admin's script sends as POST."""
         return [action_url(request, self.identity, name) for name in self.admin_actions]
+
+    def export_url(self, request: Request, export_type: str) -> str:
+        """The export of the list page `request` shows: its search, filters and order."""
+        url = request.url_for("admin:export", identity=self.identity, export_type=export_type)
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in LIST_ONLY_PARAMS]
+        return str(url.replace(query=urlencode(kept))) if kept else str(url)
 
     def parse_pk(self, raw: str) -> Any:
         """The primary key in a URL; 404 when it cannot be one."""
@@ -148,9 +188,12 @@ class ResourceView(ModelView):
     # Queries, narrowed to the rows the user may see.
 
     async def list(self, request: Request) -> Pagination:
-        pagination = await super().list(request)
-        await self._name_references(request, pagination.rows)
-        return pagination
+        found = await super().list(request)
+        await self._name_references(request, found.rows)
+        await self._name_filter_choices(request)
+        return ListPagination(
+            rows=found.rows, page=found.page, page_size=found.page_size, count=found.count
+        )
 
     async def _name_references(self, request: Request, rows: Sequence[Any]) -> None:
         """Name the rows the foreign keys of `rows` refer to, for `foreign_key_link`: one
@@ -160,6 +203,73 @@ class ResourceView(ModelView):
             found = await loader.visible(request, {getattr(row, key) for row in rows})
             names[key] = {pk: str(row) for pk, row in found.items()}
         request.state.crudkit_references = names
+
+    async def get_model_objects(
+        self, request: Request, limit: int | None = 0
+    ) -> builtins.list[Any]:
+        # The rows an export writes: those the list shows with the same query string
+        # (its search and filters), in its order; sqladmin's own ignores both.
+        stmt = await self.filter_query(self.list_query(request), request)
+        search = request.query_params.get("search")
+        if search:
+            stmt = self.search_query(stmt, search)
+        stmt = self.sort_query(stmt, request).options(
+            *(selectinload(relation) for relation in self._list_relations)
+        )
+        if limit:
+            stmt = stmt.limit(limit)
+        rows: builtins.list[Any] = await self._run_query(stmt)
+        return rows
+
+    async def filter_query(self, stmt: Select[Any], request: Request) -> Select[Any]:
+        """`stmt` narrowed by the list filters in `request`'s query string, as sqladmin's
+        list page applies them."""
+        params = request.query_params
+        found: Any
+        for found in self.get_filters():
+            value = params.get(found.parameter_name)
+            if not value:
+                continue
+            if getattr(found, "has_operator", False):
+                operation = params.get(f"{found.parameter_name}_op")
+                if operation:
+                    stmt = await found.get_filtered_query(stmt, operation, value, self.model)
+            else:
+                stmt = await found.get_filtered_query(stmt, value, self.model)
+        return stmt
+
+    async def _name_filter_choices(self, request: Request) -> None:
+        """The rows the foreign-key filters in `request` chose, as their selects show them."""
+        chosen: dict[str, dict[str, Any]] = {}
+        params = request.query_params
+        for name, loader in self.filter_lookups.items():
+            key = loader.parse(params.get(name, ""))
+            if key is None or params.get(f"{name}_op") != EXACT:
+                continue
+            found = await loader.visible(request, [key])
+            if key in found:
+                chosen[name] = loader.format(found[key])
+            else:
+                chosen[name] = {"id": str(key), "text": f"{capfirst(loader.target.name)} #{key}"}
+        request.state.crudkit_filter_choices = chosen
+
+    def filter_choice(self, request: Request, name: str) -> dict[str, Any] | None:
+        """The row foreign-key filter `name` has chosen on this list page, if any."""
+        choices: dict[str, dict[str, Any]] = getattr(request.state, "crudkit_filter_choices", {})
+        return choices.get(name)
+
+    def filter_lookup_url(self, request: Request) -> str:
+        return str(request.url_for(f"admin:view-{self.identity}-filter_lookup"))
+
+    @expose("/filter/lookup")
+    async def filter_lookup(self, request: Request) -> Response:
+        """The choices of a foreign-key filter (`?name=<field>&term=<text>`): rows of its
+        target the user may read, as sqladmin's form lookups answer."""
+        loader = self.filter_lookups.get(request.query_params.get("name", ""))
+        if loader is None:
+            raise HTTPException(404)
+        rows = await loader.matching(request, request.query_params.get("term", ""))
+        return JSONResponse({"results": [loader.format(row) for row in rows]})
 
     def list_query(self, request: Request) -> Select[Any]:
         return self.policy.scope(select(self.model), request, Action.LIST)
@@ -210,7 +320,8 @@ class ResourceView(ModelView):
         self, data: Sequence[Any], export_type: str = "csv", request: Request | None = None
     ) -> StreamingResponse:
         # Every format reads the rows' values through `ExportRow`: no cell starts a formula.
-        rows = [ExportRow(row) for row in data]
+        null = "" if export_type == "csv" else None
+        rows = [ExportRow(row, null=null) for row in data]
         return await super().export_data(rows, export_type, request)
 
     # Row checks: a row out of scope is 404, as in the API.
@@ -305,7 +416,7 @@ class ResourceView(ModelView):
     @expose("/history/{pk:path}")
     async def object_history(self, request: Request) -> Response:
         """The History page of one row: every change recorded for it, newest first."""
-        from crudkit.contrib.admin.history_view import entries_of
+        from crudkit.contrib.admin.history_view import entries_of, link_names
 
         model = await self.get_object_for_details(request)
         if not await self.check_can_view_details(request, model):
@@ -317,6 +428,7 @@ class ResourceView(ModelView):
             "model_view": self,
             "obj": model,
             "entries": entries,
+            "link_names": await link_names(self, request, (entry.changes for entry in entries)),
             "title": f"History: {model}",
             "details_url": request.url_for("admin:details", identity=self.identity, pk=object_id),
         }

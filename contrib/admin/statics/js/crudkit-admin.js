@@ -138,3 +138,55 @@
     });
   }
 })();
+
+// Date-times (contrib/admin/options.py `local_time`) come as <time> elements in UTC, to the
+// second; show them in the browser's locale and time zone, the UTC value as a tooltip.
+(function () {
+  "use strict";
+  if (!window.Intl || !Intl.DateTimeFormat) {
+    return;
+  }
+  var format = new Intl.DateTimeFormat(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    timeZoneName: "short",
+  });
+  document.querySelectorAll("time[data-crudkit-time][datetime]").forEach(function (element) {
+    var when = new Date(element.getAttribute("datetime"));
+    if (isNaN(when.getTime())) {
+      return;
+    }
+    element.title = element.textContent;
+    element.textContent = format.format(when);
+  });
+})();
+
+// A list's first three columns (selection, row links, first field) stay in view while a
+// wide table scrolls (statics/css/crudkit-admin.css): each is pinned where the ones before
+// it end, measured here since their widths depend on the rows.
+(function () {
+  "use strict";
+  var PINNED = 3;
+
+  function pin() {
+    document.querySelectorAll(".table-responsive > table").forEach(function (table) {
+      var head = table.tHead && table.tHead.rows[0];
+      if (!head || !table.querySelector("#select-all") || head.cells.length <= PINNED) {
+        return;
+      }
+      var left = 0;
+      for (var i = 0; i < PINNED; i++) {
+        table.style.setProperty("--crudkit-pin-" + (i + 1), left + "px");
+        left += head.cells[i].getBoundingClientRect().width;
+      }
+      table.classList.add("crudkit-pinned");
+    });
+  }
+
+  pin();
+  window.addEventListener("resize", pin);
+})();
