@@ -174,6 +174,19 @@ class TempProject:
         self.root = root
         self.database_url = database_url
 
+    def environment(self, password: str = ADMIN[1]) -> dict[str, str]:
+        """The child's `CRUDKIT_*` variables; `password` is what `--noinput` users get."""
+        return {
+            "CRUDKIT_DATABASE_URL": self.database_url,
+            "CRUDKIT_SECRET_KEY": TEST_SECRET,
+            "CRUDKIT_DEBUG": "false",
+            "CRUDKIT_ALLOWED_HOSTS": "testserver",
+            "CRUDKIT_ARGON2_TIME_COST": "1",
+            "CRUDKIT_ARGON2_MEMORY_COST": "1024",
+            "CRUDKIT_ARGON2_PARALLELISM": "1",
+            "CRUDKIT_SUPERUSER_PASSWORD": password,  # createsuperuser/createuser --noinput
+        }
+
     def run(
         self, *commands: list[str], smoke: tuple[str, dict[str, Any]] | None = None
     ) -> tuple[list[tuple[int, str, str]], dict[str, Any]]:
@@ -186,21 +199,7 @@ class TempProject:
         batch = [["--settings", "settings", *args] for args in commands]
         code = BATCH if smoke is None else RUN_COMMANDS_THEN_SERVE
         args = [json.dumps(batch)] + ([json.dumps([*smoke, *ADMIN])] if smoke else [])
-        result = manage(
-            args,
-            cwd=self.root,
-            env={
-                "CRUDKIT_DATABASE_URL": self.database_url,
-                "CRUDKIT_SECRET_KEY": TEST_SECRET,
-                "CRUDKIT_DEBUG": "false",
-                "CRUDKIT_ALLOWED_HOSTS": "testserver",
-                "CRUDKIT_ARGON2_TIME_COST": "1",
-                "CRUDKIT_ARGON2_MEMORY_COST": "1024",
-                "CRUDKIT_ARGON2_PARALLELISM": "1",
-                "CRUDKIT_SUPERUSER_PASSWORD": ADMIN[1],  # createsuperuser --noinput
-            },
-            script=("-c", code),
-        )
+        result = manage(args, cwd=self.root, env=self.environment(), script=("-c", code))
         assert result.returncode == 0, result.stderr
         output = json.loads(result.stdout)
         results, served = (output, {}) if smoke is None else output

@@ -24,6 +24,7 @@ MARKED = [
 ]
 RUN_BY = {
     "docs/examples/notes/": "tests/test_cli_readme.py",
+    "docs/examples/tutorial/": "tests/test_tutorial.py",
     "docs/examples/extending.py": "tests/test_docs_extending.py",
     "example_project/shop/": "tests/test_example_shop.py",
 }

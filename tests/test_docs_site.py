@@ -85,6 +85,8 @@ def test_the_site_has_every_page(site: Path) -> None:
         "coming-from-django",
         "reference/settings",
         "reference/cli",
+        "reference/checks",
+        "reference/http",
         "reference/api",
     ):
         assert (site / path / "index.html").is_file(), path
@@ -118,6 +120,17 @@ def test_cli_page_lists_every_command(site: Path, tmp_path: Path) -> None:
     # Each command's options, with their help as `--help` shows it.
     assert "--allow-destructive" in html
     assert "Write migrations that drop tables or columns" in html
+
+
+@needs_mkdocs
+def test_checks_page_lists_every_check_id(site: Path) -> None:
+    html = page(site, "reference/checks")
+    source = (ROOT / "crudkit" / "checks.py").read_text()
+    ids = set(re.findall(r'"(crudkit\.[EW]\d{3})"', source))
+    assert len(ids) >= 15
+    for check_id in ids:
+        assert check_id.split(".")[1] in html, check_id
+    assert "<code>check --deploy</code>" in html
 
 
 @needs_mkdocs

@@ -1,10 +1,11 @@
 """MkDocs hook: the settings and command-line reference pages, written at each build.
 
 `reference/settings.md` comes from `crudkit.Settings` (each field's type, default,
-constraints, environment variable and attribute docstring) and `reference/cli.md`
+constraints, environment variable and attribute docstring), `reference/cli.md`
 from the `manage.py` command group with the default apps installed (each command's
-usage, help and options, as `--help` prints them). Neither page is a file in the
-repository, so neither can drift from the code.
+usage, help and options, as `--help` prints them), and `reference/checks.md` from
+the system checks (`crudkit.checks`: each check's id and docstring). None of these
+pages is a file in the repository, so none can drift from the code.
 """
 
 from __future__ import annotations
@@ -21,16 +22,23 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from pydantic.fields import FieldInfo
 
+from crudkit import checks
 from crudkit.cli import Project, main
 from crudkit.conf import DEFAULT_APPS, Settings
 
 SETTINGS_PAGE = "reference/settings.md"
 CLI_PAGE = "reference/cli.md"
+CHECKS_PAGE = "reference/checks.md"
 PROGRAM = "manage.py"
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    for uri, content in ((SETTINGS_PAGE, settings_page()), (CLI_PAGE, cli_page())):
+    pages = (
+        (SETTINGS_PAGE, settings_page()),
+        (CLI_PAGE, cli_page()),
+        (CHECKS_PAGE, checks_page()),
+    )
+    for uri, content in pages:
         files.append(File.generated(config, uri, content=content))
     return files
 
@@ -184,3 +192,30 @@ def argument_line(argument: click.Argument) -> str:
     repeated = "..." if argument.nargs == -1 else ""
     optional = "" if argument.required else " (optional)"
     return f"- `{argument.human_readable_name}{repeated}`{optional}"
+
+
+# System checks.
+
+
+def checks_page() -> str:
+    lines = [
+        "# System checks",
+        "",
+        "`python manage.py check` runs the core checks; `check --deploy` adds the",
+        "production ones. Each finding has a stable id (`crudkit.E...` for errors, which",
+        "make the command exit 1, `crudkit.W...` for warnings) and a hint saying what to",
+        "do. Apps add their own checks with `AppConfig.checks`.",
+        "",
+        "| id | run by | what it checks |",
+        "|---|---|---|",
+    ]
+    found = [(check, "check") for check in checks.CORE_CHECKS]
+    found += [(check, "check --deploy") for check in checks.DEPLOY_CHECKS]
+    found.append((checks.load_error, "check"))
+    rows = []
+    for check, command in found:
+        summary = inspect.getdoc(check) or ""
+        ids, _, what = summary.split("\n", 1)[0].partition(": ")
+        rows.append((ids, command, what))
+    lines += [f"| `{ids}` | `{command}` | {what} |" for ids, command, what in sorted(rows)]
+    return "\n".join(lines) + "\n"
