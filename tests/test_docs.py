@@ -26,7 +26,9 @@ RUN_BY = {
     "docs/examples/notes/": "tests/test_cli_readme.py",
     "docs/examples/tutorial/": "tests/test_tutorial.py",
     "docs/examples/extending.py": "tests/test_docs_extending.py",
+    "docs/examples/custom_routes.py": "tests/test_docs_custom_routes.py",
     "example_project/shop/": "tests/test_example_shop.py",
+    "tests/test_query_counts.py": "tests/test_query_counts.py",
 }
 """The files blocks may quote, and the test that runs each."""
 
