@@ -49,7 +49,7 @@ from sqlalchemy import ColumnElement, Row
 from crudkit.authentication import resolve_user
 from crudkit.conf import Settings
 from crudkit.exceptions import ImproperlyConfigured, NotAuthenticated, NotFound, PermissionDenied
-from crudkit.openapi import ResourceDocs, error_responses
+from crudkit.openapi import ResourceDocs, error_responses, with_article
 from crudkit.pagination import CursorCodec
 from crudkit.permissions import Action, has_model_permission
 from crudkit.requests import parse_body
@@ -342,7 +342,7 @@ def add_action_routes(
                 methods=[method],
                 name=endpoints.route_name(name),
                 summary=f"{item.key.replace('_', ' ').capitalize()} "
-                + (f"a {resource.name}" if options.detail else resource.name_plural),
+                + (with_article(resource.name) if options.detail else resource.name_plural),
                 tags=tags,
                 dependencies=list(resource.dependencies),
                 responses=error_responses(*statuses),

@@ -26,6 +26,7 @@ from crudkit import apidocs, health, hosts, metrics
 from crudkit._fastapi import served_routes
 from crudkit.actions import add_action_routes
 from crudkit.apps import Apps
+from crudkit.bulk import add_bulk_route
 from crudkit.conf import Settings, load_settings
 from crudkit.db import Database
 from crudkit.exceptions import (
@@ -139,8 +140,9 @@ def install_api(app: FastAPI, apps: Apps, settings: Settings) -> None:
         # Added to the app's own router: an included router builds every route twice.
         # Actions first: `/<path>/<name>` is theirs, not a retrieve of id `<name>`.
         bodies += add_action_routes(resource_endpoints, app.router, settings.api_prefix)
+        bodies += add_bulk_route(resource_endpoints, app.router, settings.api_prefix)
         resource_endpoints.add_routes(app.router, settings.api_prefix)
-    app.state.openapi_bodies = bodies  # request bodies of actions, for `install_openapi`
+    app.state.openapi_bodies = bodies  # request bodies of actions and bulk, for `install_openapi`
 
 
 def serve_resources_first(app: FastAPI) -> None:

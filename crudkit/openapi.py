@@ -100,6 +100,132 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
             "description": description}  # fmt: skip
 
 
+def _header(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "schema": {"type": "string"},
+            "description": description}  # fmt: skip
+
+
+_IF_MATCH = _header("If-Match", "The row's ETag as last read: a row changed since is a 412")
+_IF_NONE_MATCH = _header("If-None-Match", "An ETag already held: 304 if the row still has it")
+
+
+# Words spelt with a vowel but said with a consonant ("a user"), and the reverse ("an hour").
+_SAID_WITH_CONSONANT = ("uni", "use", "usa", "usu", "uti", "ure", "eu", "one", "once", "ewe")
+_SAID_WITH_VOWEL = ("hour", "honest", "honor", "honour", "heir")
+
+
+def with_article(noun: str) -> str:
+    """`an order`, `a user`, `an hour`: the indefinite article the noun's first sound takes."""
+    word = noun.lower()
+    vowel = word[:1] in set("aeiou")
+    if word.startswith(_SAID_WITH_CONSONANT):
+        vowel = False
+    elif word.startswith(_SAID_WITH_VOWEL):
+        vowel = True
+    return f"{'an' if vowel else 'a'} {noun}"
+
+
+# Sample values by JSON Schema `format`, then by `type`, for request body examples.
+_FORMAT_EXAMPLES: dict[str, Any] = {
+    "date": "2024-01-31",
+    "date-time": "2024-01-31T12:00:00Z",
+    "time": "12:00:00",
+    "duration": "P1D",
+    "uuid": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+    "email": "user@example.com",
+    "uri": "https://example.com/",
+    "binary": "aGVsbG8=",
+    "base64": "aGVsbG8=",
+}
+_NO_EXAMPLE = object()
+
+
+def schema_example(schema: dict[str, Any], definitions: dict[str, Any], depth: int = 0) -> Any:
+    """A plausible value of `schema`: its own `examples` (a column's `info={"examples":
+    [...]}`) or `default` first, else one made from its type within its bounds.
+
+    `_NO_EXAMPLE` when none can be made (a `pattern` to match): the caller leaves it out.
+    """
+    if "$ref" in schema:
+        if depth > 5:
+            return _NO_EXAMPLE
+        target = definitions.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        return schema_example(target, definitions, depth + 1)
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if schema.get("default") is not None:
+        return schema["default"]
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        branches = [b for b in schema.get(key, ()) if b.get("type") != "null"]
+        for branch in branches:
+            value = schema_example(branch, definitions, depth + 1)
+            if value is not _NO_EXAMPLE:
+                return value
+        if key in schema:
+            return None if len(branches) < len(schema[key]) else _NO_EXAMPLE
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        return _object_example(schema, definitions, depth)
+    if kind == "array":
+        item = schema_example(schema.get("items", {}), definitions, depth + 1)
+        return [] if item is _NO_EXAMPLE else [item] * max(1, schema.get("minItems", 1))
+    if kind in ("integer", "number"):
+        return _number_example(schema, 1 if kind == "integer" else 1.5)
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return _string_example(schema)
+    if kind == "null":
+        return None
+    return {} if not schema else _NO_EXAMPLE
+
+
+def _object_example(schema: dict[str, Any], definitions: dict[str, Any], depth: int) -> Any:
+    if depth > 5:
+        return _NO_EXAMPLE
+    example = {}
+    for name, field in schema.get("properties", {}).items():
+        value = schema_example(field, definitions, depth + 1)
+        if value is not _NO_EXAMPLE:
+            example[name] = value
+    return example
+
+
+def _number_example(schema: dict[str, Any], value: float) -> float:
+    low = schema.get("minimum", schema.get("exclusiveMinimum"))
+    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    step = 1 if isinstance(value, int) else 0.5
+    if low is not None and value <= low:
+        value = low + step if "exclusiveMinimum" in schema else low
+    if high is not None and value >= high:
+        value = high - step if "exclusiveMaximum" in schema else high
+    return value
+
+
+def _string_example(schema: dict[str, Any]) -> Any:
+    if schema.get("format") in _FORMAT_EXAMPLES:
+        return _FORMAT_EXAMPLES[schema["format"]]
+    if schema.get("contentEncoding") == "base64":
+        return _FORMAT_EXAMPLES["base64"]
+    if "pattern" in schema or "format" in schema:
+        return _NO_EXAMPLE  # what the text must look like is not known here
+    text = "string".ljust(schema.get("minLength", 0), "s")
+    return text[: schema.get("maxLength", len(text))]
+
+
+def body_example(model: type[BaseModel]) -> dict[str, Any]:
+    """An example request body for `model`: every field with a plausible value."""
+    schema = model.model_json_schema(ref_template=_REF + "{model}")
+    example = _object_example(schema, schema.get("$defs", {}), 0)
+    return example if isinstance(example, dict) else {}
+
+
 def operation_prefix(resource: Resource) -> str:
     """`products` for `/products`: operation ids are `products_list`, `products_create`..."""
     return re.sub(r"\W", "_", resource.path_segment.strip("/"))
@@ -157,6 +283,20 @@ class ResourceDocs:
         )
         return [{**parameter, "style": "form", "explode": False}]
 
+    def _ordering(self) -> dict[str, Any]:
+        fields = list(self.resource.ordering_fields)
+        if not fields:
+            text = {"type": "string", "maxLength": MAX_TEXT}
+            return _query("ordering", text, "Comma-separated fields: none allowed")
+        # Comma-separated (`ordering=-price,name`), as `fields` is: an array, not exploded.
+        allowed = [name for field in fields for name in (field, f"-{field}")]
+        parameter = _query(
+            "ordering",
+            {"type": "array", "items": {"type": "string", "enum": allowed}},
+            "Comma-separated fields, '-' for descending: " + ", ".join(fields),
+        )
+        return {**parameter, "style": "form", "explode": False}
+
     def list_operation(self) -> dict[str, Any]:
         settings = self.settings
         text = {"type": "string", "maxLength": MAX_TEXT}
@@ -169,8 +309,10 @@ class ResourceDocs:
             ),
             _query(
                 "offset",
-                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
-                "Rows to skip (not with cursor)",
+                # No default is claimed: a client sending it with every request could
+                # not follow a cursor, which refuses an offset.
+                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                "Rows to skip, 0 when absent (not with cursor)",
             ),
             _query(
                 "cursor",
@@ -178,12 +320,7 @@ class ResourceDocs:
                 "A next_cursor from a previous page: it carries its ordering, filters and"
                 " search, so it may be sent alone (not with offset)",
             ),
-            _query(
-                "ordering",
-                text,
-                "Comma-separated fields, '-' for descending: "
-                + (", ".join(self.resource.ordering_fields) or "none allowed"),
-            ),
+            self._ordering(),
         ]  # fmt: skip
         if self.filters.search_columns:
             parameters.append(_query("search", text, "Case-insensitive substring"))
@@ -199,7 +336,7 @@ class ResourceDocs:
     def retrieve_operation(self) -> dict[str, Any]:
         return {
             "operationId": self.operation_id("retrieve"),
-            "parameters": [self.id_parameter, *self._expand(), *self._fields()],
+            "parameters": [self.id_parameter, _IF_NONE_MATCH, *self._expand(), *self._fields()],
             "security": self.security,
         }
 
@@ -208,13 +345,19 @@ class ResourceDocs:
     ) -> dict[str, Any]:
         """A write with `model` as its body: the row's update when `with_id`, else a
         create, unless `action` names it."""
+        update = action is None and with_id
         action = action or ("update" if with_id else "create")
         return {
             "operationId": self.operation_id(action),
-            "parameters": [self.id_parameter] if with_id else [],
+            "parameters": [self.id_parameter, *([_IF_MATCH] if update else [])] if with_id else [],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": _REF + model.__name__}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": _REF + model.__name__},
+                        "example": body_example(model),
+                    }
+                },
             },
             "security": self.security,
         }
@@ -222,7 +365,7 @@ class ResourceDocs:
     def delete_operation(self) -> dict[str, Any]:
         return {
             "operationId": self.operation_id("delete"),
-            "parameters": [self.id_parameter],
+            "parameters": [self.id_parameter, _IF_MATCH],
             "security": self.security,
         }
 

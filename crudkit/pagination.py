@@ -171,7 +171,9 @@ class CursorCodec:
             payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (ValueError, TypeError):
             raise bad from None
-        if not signature or not hmac.compare_digest(signature, self._sign(payload)):
+        expected = self._sign(payload).encode()
+        # Bytes: compare_digest refuses str holding anything but ASCII (a forged cursor may).
+        if not signature or not hmac.compare_digest(signature.encode(), expected):
             raise bad
         try:
             spec, raw_values, limit, filters, search = json.loads(payload)

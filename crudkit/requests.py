@@ -59,6 +59,22 @@ def unknown_parameters(unknown: Sequence[str], allowed: Collection[str]) -> Inva
     return Invalid(errors)
 
 
+def repeated_parameters(repeated: Sequence[str]) -> Invalid:
+    """422 for query parameters sent more than once: one of the values would be lost
+    (a list is one comma-separated value: `fields=id,name`)."""
+    return Invalid(
+        [
+            {
+                "loc": ["query", name],
+                "msg": f"query parameter {_shown(name)!r} is given more than once; send one "
+                "value (a list is comma-separated, e.g. fields=id,name)",
+                "type": "value_error",
+            }
+            for name in repeated[:MAX_UNKNOWN_NAMED]
+        ]
+    )
+
+
 def invalid(exc: ValidationError, prefix: Sequence[str | int]) -> Invalid:
     """A pydantic error as a 422 with each location under `prefix` (`body`, `query`...)."""
     errors = exc.errors(include_url=False, include_context=False, include_input=False)

@@ -40,7 +40,7 @@ from crudkit.expansion import Expansion, parse_expand
 from crudkit.fieldsets import Fieldset, Fieldsets, project, sparse_schema
 from crudkit.filters import FilterSet, order_by_clauses
 from crudkit.manytomany import Links, ManyToMany, ManyToManyExpansion, add_link_filters
-from crudkit.openapi import ResourceDocs, error_responses
+from crudkit.openapi import ResourceDocs, error_responses, with_article
 from crudkit.pagination import CursorCodec, Page, keyset_condition
 from crudkit.permissions import Action, can_read, read_filter
 from crudkit.queries import ResourceQueries, etag_matches, row_etag
@@ -50,6 +50,7 @@ from crudkit.requests import (
     parse_body,
     parse_expand_only,
     parse_query,
+    repeated_parameters,
     unknown_parameters,
 )
 from crudkit.resources import Resource
@@ -242,9 +243,15 @@ class ResourceEndpoints:
     def _reject_unknown_params(self, request: Request, allowed: set[str]) -> None:
         if self._dependency_params:
             allowed = allowed | self._dependency_params  # read by the route's dependencies
-        unknown = [name for name in request.query_params if name not in allowed]
+        params = request.query_params
+        unknown = [name for name in params if name not in allowed]
         if unknown:
             raise unknown_parameters(unknown, allowed)
+        if len(params.multi_items()) != len(params):  # a name given twice: never drop one
+            own = allowed - self._dependency_params
+            repeated = [name for name in params if name in own and len(params.getlist(name)) > 1]
+            if repeated:
+                raise repeated_parameters(repeated)
 
     def _page(
         self, stmt: Select[Any], order: list[tuple[str, bool]], *, offset: bool
@@ -481,23 +488,23 @@ class ResourceEndpoints:
                 "responses": error_responses(401, 403, 422),
                 "openapi_extra": docs.list_operation(),
             }),
-            (base, self.create, "POST", f"Create a {resource.name}", {
+            (base, self.create, "POST", f"Create {with_article(resource.name)}", {
                 "status_code": 201,
                 "response_model": out,
                 "responses": error_responses(401, 403, 409, 413, 422, created=True),
                 "openapi_extra": docs.write_operation(resource.create_schema),
             }),
-            (one, self.retrieve, "GET", f"Retrieve a {resource.name}", {
+            (one, self.retrieve, "GET", f"Retrieve {with_article(resource.name)}", {
                 "response_model": answer,
                 "responses": error_responses(304, 401, 403, 404, 422, etag=True),
                 "openapi_extra": docs.retrieve_operation(),
             }),
-            (one, self.update, "PATCH", f"Update a {resource.name}", {
+            (one, self.update, "PATCH", f"Update {with_article(resource.name)}", {
                 "response_model": out,
                 "responses": error_responses(401, 403, 404, 409, 412, 413, 422, etag=True),
                 "openapi_extra": docs.write_operation(resource.update_schema, with_id=True),
             }),
-            (one, self.delete, "DELETE", f"Delete a {resource.name}", {
+            (one, self.delete, "DELETE", f"Delete {with_article(resource.name)}", {
                 "status_code": 204,
                 "response_class": Response,
                 "responses": error_responses(401, 403, 404, 409, 412, 422),

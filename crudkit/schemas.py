@@ -15,10 +15,20 @@ Constraints come from the columns (`String(200)` -> `max_length=200`, `Numeric(1
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from types import GenericAlias
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
 
 from crudkit.fields import ColumnInfo
 
@@ -44,8 +54,34 @@ class OutSchema(BaseModel):
     )
 
 
+def _json_bool(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    # A JSON body sends true or false, as documented: not 0, 1 or "yes", which lax
+    # parsing would take. Python callers (the admin's forms) keep their coercions.
+    if info.mode == "json" and not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "Input should be a valid boolean")
+    return handler(value)
+
+
+_JsonBool = Annotated[bool, WrapValidator(_json_bool)]
+
+
+def _json_number(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    # Nor is true a number in a JSON body: lax parsing would store it as 1.
+    if info.mode == "json" and isinstance(value, bool):
+        raise PydanticCustomError("number_type", "Input should be a valid number")
+    return handler(value)
+
+
+_NUMBERS = (int, float, Decimal)
+
+
 def _annotation(info: ColumnInfo, *, nullable: bool) -> Any:
-    return info.python_type | None if nullable else info.python_type
+    python_type: Any = info.python_type
+    if python_type is bool:
+        python_type = _JsonBool
+    elif python_type in _NUMBERS:
+        python_type = Annotated[python_type, WrapValidator(_json_number)]
+    return python_type | None if nullable else python_type
 
 
 def _undocumented_default(schema: dict[str, Any]) -> None:

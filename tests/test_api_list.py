@@ -280,3 +280,22 @@ async def test_expand_many_to_one_and_one_to_many(
         await client.get(f"/api/v1/categories/{lamps}", params={"expand": "products"})
     ).json()
     assert [product["name"] for product in category["products"]] == ["a"]
+
+
+async def test_a_parameter_given_twice_is_refused_not_half_read(
+    client: httpx.AsyncClient, alice: Caller
+) -> None:
+    # A client sending `fields=id&fields=name` means both: taking the last one would
+    # silently answer less than asked, so it is a 422 naming the parameter.
+    for query in (
+        "fields=id&fields=name",
+        "ordering=price&ordering=-name",
+        "price__gte=1&price__gte=2",
+    ):
+        answer = await client.get(f"{PRODUCTS}?{query}")
+        assert answer.status_code == 422, query
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["query", query.split("=")[0]]
+        assert "more than once" in error["msg"]
+    assert (await client.get(f"{PRODUCTS}?fields=id,name&ordering=price,-name")).status_code == 200
+    assert (await client.get(f"{PRODUCTS}/1?fields=id&fields=name")).status_code == 422

@@ -22,6 +22,7 @@ BUILTINS = [
     "loaddata",
     "makemigrations",
     "migrate",
+    "openapi",
     "routes",
     "runserver",
     "shell",

@@ -190,7 +190,9 @@ async def test_edited_or_old_cursor_is_422(client: httpx.AsyncClient, tags: dict
     assert payload[3]["price__gte"] == "1"
     dropped = [*payload[:3], {}, *payload[4:]]  # the filters removed
     old = payload[:2]  # the shape cursors had before they carried their filters
-    for forged in (_forge(dropped, signature), _forge(old, signature), cursor + "x", "a.b"):
+    non_ascii = cursor.split(".")[0] + ".é" + signature[1:]  # never a 500
+    forgeries = (_forge(dropped, signature), _forge(old, signature), cursor + "x", "a.b", non_ascii)
+    for forged in forgeries:
         refused = error(await client.get(PRODUCTS, params={"cursor": forged}))
         assert refused["loc"] == ["query", "cursor"]
     too_long = error(await client.get(PRODUCTS, params={"cursor": "a" * (MAX_CURSOR + 1)}))

@@ -26,6 +26,7 @@ from sqlalchemy import Column, DateTime, Integer, Interval, func
 import crudkit
 from crudkit.contrib.auth.testing import auth_headers, create_user
 from crudkit.fields import describe_column
+from crudkit.openapi import with_article
 from crudkit.schemas import build_create_schema, build_update_schema
 from crudkit.testing import client_for, create_tables
 from tests.conftest import Caller
@@ -135,6 +136,62 @@ async def test_example_document_is_valid_openapi_with_stable_operation_ids(
     assert all("default" not in field for field in update["properties"].values())
     out = document["components"]["schemas"]["ProductOut"]
     assert set(out["required"]) == set(out["properties"])  # null or not, always sent
+
+
+def test_summaries_take_the_article_their_noun_is_said_with() -> None:
+    assert [with_article(noun) for noun in ("order", "product", "item", "user", "unit")] == [
+        "an order", "a product", "an item", "a user", "a unit",
+    ]  # fmt: skip
+    assert [with_article(noun) for noun in ("hour", "house", "one-off", "umbrella")] == [
+        "an hour", "a house", "a one-off", "an umbrella",
+    ]  # fmt: skip
+
+
+async def test_example_document_speaks_of_each_resource(client: httpx.AsyncClient) -> None:
+    document = (await Conformance.of(client)).document
+    orders, one = document["paths"]["/api/v1/orders"], document["paths"]["/api/v1/orders/{id}"]
+    assert orders["get"]["summary"] == "List orders"
+    assert orders["post"]["summary"] == "Create an order"
+    assert [one[m]["summary"] for m in ("get", "patch", "delete")] == [
+        "Retrieve an order", "Update an order", "Delete an order",
+    ]  # fmt: skip
+    assert document["paths"]["/api/v1/orders/{id}/cancel"]["post"]["summary"] == "Cancel an order"
+    assert document["paths"][PRODUCTS]["post"]["summary"] == "Create a product"
+    for path, tag in ((PRODUCTS, "Products"), ("/api/v1/categories", "Categories")):
+        for operation in (
+            *document["paths"][path].values(),
+            *document["paths"][path + "/{id}"].values(),
+        ):
+            assert operation["tags"] == [tag]
+
+    parameters = {p["name"]: p for p in document["paths"][PRODUCTS]["get"]["parameters"]}
+    ordering = parameters["ordering"]
+    assert (ordering["style"], ordering["explode"]) == ("form", False)
+    assert ordering["schema"]["items"]["enum"] == [
+        "price", "-price", "name", "-name", "created_at", "-created_at",
+    ]  # fmt: skip
+    assert parameters["fields"]["schema"]["items"]["enum"][:2] == ["id", "name"]
+    assert parameters["in_stock"]["schema"] == {"type": "boolean"}  # typed by column
+
+    # Request bodies come with an example that is a valid body: the columns' own
+    # `examples` (Product's name and price), else a value of the field's type.
+    registry: Registry[Any] = Registry().with_resource(
+        DOCUMENT, DRAFT202012.create_resource(document)
+    )
+    examples = {}
+    bodies = [
+        (PRODUCTS, "post"), (PRODUCTS + "/{id}", "patch"),
+        ("/api/v1/orders", "post"), ("/api/v1/categories", "post"),
+    ]  # fmt: skip
+    for template, method in bodies:
+        body = document["paths"][template][method]["requestBody"]["content"]["application/json"]
+        ref = body["schema"]["$ref"]
+        Draft202012Validator({"$ref": DOCUMENT + ref}, registry=registry).validate(body["example"])
+        examples[ref.rsplit("/", 1)[-1]] = body["example"]
+    assert examples["ProductCreate"]["name"] == "Desk lamp"
+    assert examples["ProductCreate"]["price"] == "19.90"
+    assert examples["OrderCreate"]["quantity"] == 1  # within the column's 1..1000
+    assert examples["CategoryCreate"] == {"name": "string"}
 
 
 async def test_example_responses_match_the_document(
@@ -320,6 +377,27 @@ async def test_models_responses_match_the_document(models_app: FastAPI) -> None:
         assert note.status_code == 201
         assert (await api.request("GET", "/api/v1/notes")).status_code == 401
         assert (await api.request("GET", "/api/v1/notes", headers=headers)).status_code == 403
+
+
+async def test_boolean_fields_take_only_what_the_document_says(models_app: FastAPI) -> None:
+    owner = await create_user(models_app, "alice")
+    headers = await auth_headers(models_app, owner)
+    async with client_for(models_app) as client:
+        api = await Conformance.of(client)
+        for active in (0, 1, "true", "yes"):  # lax JSON parsing would take these
+            body = {"name": "widget", "active": active}
+            refused = await api.request("POST", "/api/v1/gadgets", json=body, headers=headers)
+            assert refused.status_code == 422, active
+            assert refused.json()["detail"][0]["loc"] == ["body", "active"]
+        for field in ("count", "weight", "ratio"):  # nor is true a number
+            body = {"name": "widget", field: True}
+            refused = await api.request("POST", "/api/v1/gadgets", json=body, headers=headers)
+            assert refused.status_code == 422, field
+            assert refused.json()["detail"][0]["loc"] == ["body", field]
+        body = {"name": "widget", "active": False, "count": 2, "weight": "1.5", "ratio": 0.5}
+        created = await api.request("POST", "/api/v1/gadgets", json=body, headers=headers)
+        assert created.status_code == 201
+        assert created.json()["active"] is False
 
 
 def test_columns_the_test_models_lack() -> None:

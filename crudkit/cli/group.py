@@ -33,6 +33,7 @@ BUILTIN_COMMANDS = {
     "loaddata": "crudkit.cli.fixtures:loaddata",
     "makemigrations": "crudkit.cli.migrate:makemigrations",
     "migrate": "crudkit.cli.migrate:migrate",
+    "openapi": "crudkit.cli.openapi:openapi",
     "routes": "crudkit.cli.routes:routes",
     "runserver": "crudkit.cli.server:runserver",
     "shell": "crudkit.cli.shell:shell",

@@ -55,9 +55,10 @@ class Product(crudkit.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    # `examples` show in the API's documentation (and its sample request bodies).
+    name: Mapped[str] = mapped_column(String(200), info={"examples": ["Desk lamp"]})
     description: Mapped[str | None] = mapped_column(Text)
-    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), info={"ge": 0})
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), info={"ge": 0, "examples": ["19.90"]})
     in_stock: Mapped[bool] = mapped_column(default=True)
     category_id: Mapped[int | None] = mapped_column(
         ForeignKey("shop_category.id", ondelete="SET NULL"), index=True

@@ -1,0 +1,295 @@
+"""`POST /<path>/bulk`: many writes in one request, each checked and recorded as if
+sent alone, with the example shop's products, tags and orders."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from crudkit.contrib.admin.models import LogEntry
+from crudkit.testing import count_queries
+from shop.models import Order, Product
+from tests.admin_support import rows
+from tests.conftest import ANONYMOUS, Caller
+
+PRODUCTS = "/api/v1/products"
+BULK = f"{PRODUCTS}/bulk"
+
+
+async def add_product(client: httpx.AsyncClient, caller: Caller, **values: object) -> dict:
+    body = {"name": "Lamp", "price": "10.00", **values}
+    created = await client.post(PRODUCTS, json=body, headers=caller.headers)
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def outcomes(answer: httpx.Response) -> list[tuple[str, int, int]]:
+    return [(r["op"], r["index"], r["status"]) for r in answer.json()["results"]]
+
+
+async def test_mixed_operations_each_get_their_own_status(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller
+) -> None:
+    lamp = await add_product(client, alice, name="Lamp")
+    desk = await add_product(client, alice, name="Desk")
+    gone = await add_product(client, alice, name="Gone")
+
+    answer = await client.post(
+        BULK,
+        json={
+            "create": [
+                {"name": "Chair", "price": "5.00"},
+                {"name": "Cheap spam", "price": "1.00"},  # the resource's own rule
+                {"price": "1.00"},  # the Create schema: no name
+            ],
+            "update": [{"id": lamp["id"], "price": "12.00"}, {"id": 999, "price": "1.00"}],
+            "delete": [gone["id"], 998],
+        },
+        headers=alice.headers,
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert outcomes(answer) == [
+        ("create", 0, 201),
+        ("create", 1, 422),
+        ("create", 2, 422),
+        ("update", 0, 200),
+        ("update", 1, 404),
+        ("delete", 0, 204),
+        ("delete", 1, 404),
+    ]
+    results = answer.json()["results"]
+    assert results[0]["item"]["name"] == "Chair"
+    assert results[0]["item"]["owner_id"] == alice.id
+    assert results[0]["item"]["tags"] == []
+    assert results[1]["detail"] == [
+        {
+            "loc": ["body", "name"],
+            "msg": "Product names may not contain 'spam'.",
+            "type": "value_error",
+        }
+    ]
+    assert results[2]["detail"][0]["loc"] == ["body", "name"]
+    assert results[3]["item"]["price"] == "12.00"
+    assert results[4]["detail"] == "Not found."
+    assert set(results[5]) == {"op", "index", "status"}
+    names = sorted(row["name"] for row in await rows(app, Product))
+    assert names == ["Chair", "Desk", "Lamp"]
+    assert (await client.get(f"{PRODUCTS}/{desk['id']}")).json()["price"] == "10.00"
+    # One history row per write, as the single endpoints record them.
+    entries = await rows(app, LogEntry, model="product")
+    made = [(e["action"], e["object_id"]) for e in entries[3:]]  # after the three setups
+    assert made == [
+        ("create", str(results[0]["item"]["id"])),
+        ("update", str(lamp["id"])),
+        ("delete", str(gone["id"])),
+    ]
+    assert {(e["channel"], e["user_id"]) for e in entries} == {("api", alice.id)}
+    assert entries[4]["changes"]["price"] == ["10.00", "12.00"]
+
+
+async def test_atomic_writes_nothing_when_one_operation_fails(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller
+) -> None:
+    lamp = await add_product(client, alice)
+    before = await rows(app, LogEntry)
+
+    answer = await client.post(
+        BULK,
+        json={
+            "create": [{"name": "Chair", "price": "5.00"}],
+            "update": [{"id": lamp["id"], "name": "spam lamp"}],
+            "delete": [lamp["id"] + 1],
+            "atomic": True,
+        },
+        headers=alice.headers,
+    )
+
+    assert answer.status_code == 422, answer.text
+    # Up to the failure, which is the last one reported; nothing of it was written.
+    assert outcomes(answer) == [("create", 0, 201), ("update", 0, 422)]
+    assert "item" not in answer.json()["results"][0]
+    assert answer.json()["results"][1]["detail"][0]["loc"] == ["body", "name"]
+    assert [row["name"] for row in await rows(app, Product)] == ["Lamp"]
+    assert await rows(app, LogEntry) == before
+
+
+async def test_atomic_answers_the_status_of_its_failure(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller
+) -> None:
+    lamp = await add_product(client, alice)
+    answer = await client.post(
+        BULK,
+        json={"update": [{"id": lamp["id"], "price": "3.00"}], "delete": [999], "atomic": True},
+        headers=alice.headers,
+    )
+    assert answer.status_code == 404
+    assert outcomes(answer) == [("update", 0, 200), ("delete", 0, 404)]
+    assert (await client.get(f"{PRODUCTS}/{lamp['id']}")).json()["price"] == "10.00"
+
+    done = await client.post(
+        BULK,
+        json={"create": [{"name": "Chair", "price": "5.00"}], "delete": [lamp["id"]],
+              "atomic": True},
+        headers=alice.headers,
+    )  # fmt: skip
+    assert done.status_code == 200, done.text
+    assert outcomes(done) == [("create", 0, 201), ("delete", 0, 204)]
+    assert [row["name"] for row in await rows(app, Product)] == ["Chair"]
+
+
+async def test_rows_of_others_are_not_found_and_not_leaked(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller, bob: Caller
+) -> None:
+    product = await add_product(client, alice)
+    order = await client.post(
+        "/api/v1/orders", json={"product_id": product["id"], "quantity": 2}, headers=alice.headers
+    )
+    order_id = order.json()["id"]
+    missing = order_id + 100
+
+    answer = await client.post(
+        "/api/v1/orders/bulk",
+        json={"update": [{"id": order_id, "quantity": 5}, {"id": missing, "quantity": 5}]},
+        headers=bob.headers,
+    )
+
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    # Alice's order and one that does not exist get the same answer.
+    assert [(r["status"], r["detail"]) for r in results] == [(404, "Not found.")] * 2
+    assert [row["quantity"] for row in await rows(app, Order)] == [2]
+    deleted = await client.post(
+        "/api/v1/orders/bulk", json={"delete": [order_id]}, headers=bob.headers
+    )
+    assert outcomes(deleted) == [("delete", 0, 404)]
+    assert len(await rows(app, Order)) == 1
+
+
+async def test_many_to_many_keys_are_checked_per_operation(
+    client: httpx.AsyncClient, alice: Caller, superuser: Caller
+) -> None:
+    tag = await client.post("/api/v1/tags", json={"name": "gift"}, headers=superuser.headers)
+    gift = tag.json()["id"]
+    lamp = await add_product(client, alice)
+
+    answer = await client.post(
+        BULK,
+        json={
+            "create": [{"name": "Desk", "price": "1", "tags": [gift]},
+                       {"name": "Bed", "price": "1", "tags": [gift, 999]}],
+            "update": [{"id": lamp["id"], "tags": [gift]}],
+        },
+        headers=alice.headers,
+    )  # fmt: skip
+
+    assert outcomes(answer) == [("create", 0, 201), ("create", 1, 422), ("update", 0, 200)]
+    results = answer.json()["results"]
+    assert results[0]["item"]["tags"] == [gift]
+    assert results[1]["detail"][0]["loc"] == ["body", "tags", 1]
+    assert results[2]["item"]["tags"] == [gift]
+    assert (await client.get(f"{PRODUCTS}/{lamp['id']}")).json()["tags"] == [gift]
+
+
+async def test_the_request_is_refused_as_a_whole(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller
+) -> None:
+    lamp = await add_product(client, alice)
+    create = {"name": "Chair", "price": "5.00"}
+
+    empty = await client.post(BULK, json={}, headers=alice.headers)
+    assert empty.status_code == 422
+    assert empty.json()["detail"][0]["loc"] == ["body"]
+
+    too_many = await client.post(
+        BULK,
+        json={"create": [create] * 1000, "delete": [lamp["id"]]},
+        headers=alice.headers,
+    )
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["loc"] == ["body"]
+    assert "1000" in too_many.json()["detail"][0]["msg"]
+
+    twice = await client.post(
+        BULK,
+        json={"create": [create], "update": [{"id": lamp["id"], "price": "1"}],
+              "delete": [lamp["id"]]},
+        headers=alice.headers,
+    )  # fmt: skip
+    assert twice.status_code == 422
+    assert twice.json()["detail"][0]["loc"] == ["body", "delete", 0]
+    assert str(lamp["id"]) in twice.json()["detail"][0]["msg"]
+
+    unknown = await client.post(
+        BULK, json={"create": [create], "upsert": []}, headers=alice.headers
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "upsert"]
+
+    bad_ids = await client.post(
+        BULK,
+        json={"create": [create], "update": [{"price": "1"}], "delete": ["x", 2**40]},
+        headers=alice.headers,
+    )
+    assert bad_ids.status_code == 422
+    assert [error["loc"] for error in bad_ids.json()["detail"]] == [
+        ["body", "delete", 0],
+        ["body", "delete", 1],
+    ]
+    no_id = await client.post(BULK, json={"update": [{"price": "1"}]}, headers=alice.headers)
+    assert no_id.status_code == 422
+    assert no_id.json()["detail"][0]["loc"] == ["body", "update", 0, "id"]
+
+    huge = await client.post(
+        BULK,
+        content=b'{"create": [{"name": "' + b"x" * (app.state.settings.max_body_size) + b'"}]}',
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+
+    anonymous = await client.post(BULK, json={"create": [create]}, headers=ANONYMOUS)
+    assert anonymous.status_code == 401
+    # Nothing of any of them was written.
+    assert [row["name"] for row in await rows(app, Product)] == ["Lamp"]
+
+
+async def test_an_action_the_caller_may_not_do_refuses_the_request(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller, superuser: Caller
+) -> None:
+    answer = await client.post(
+        "/api/v1/tags/bulk", json={"create": [{"name": "gift"}]}, headers=alice.headers
+    )
+    assert answer.status_code == 403
+    allowed = await client.post(
+        "/api/v1/tags/bulk",
+        json={"create": [{"name": "gift"}, {"name": "gift"}]},
+        headers=superuser.headers,
+    )
+    assert outcomes(allowed) == [("create", 0, 201), ("create", 1, 409)]
+    assert isinstance(allowed.json()["results"][1]["detail"], str)
+
+
+async def test_bulk_is_not_taken_for_an_id(client: httpx.AsyncClient, alice: Caller) -> None:
+    assert (await client.get(BULK)).status_code == 405
+    assert (await client.patch(BULK, json={}, headers=alice.headers)).status_code == 405
+    schema = (await client.get("/openapi.json")).json()
+    operation = schema["paths"][BULK]["post"]
+    assert operation["operationId"] == "products_bulk"
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body == "#/components/schemas/ProductBulk"
+    assert "ProductBulkResults" in schema["components"]["schemas"]
+
+
+async def test_creates_cost_a_bounded_number_of_statements(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller
+) -> None:
+    body = {"create": [{"name": f"p{i}", "price": "1.00"} for i in range(100)]}
+    with count_queries(app) as log:
+        answer = await client.post(BULK, json=body, headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    assert len(await rows(app, Product)) == 100
+    assert len(await rows(app, LogEntry, model="product")) == 100
+    # The caller's lookup; each create through the pipeline, one by one: its INSERT and
+    # its history row; then the tags of every row written, read at once.
+    assert len(log.statements) == 1 + 2 * 100 + 1, log.statements[:10]
+    assert len(log.on("shop_product_tags")) == 1
