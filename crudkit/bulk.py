@@ -330,11 +330,20 @@ class BulkEndpoint:
         (many-to-many keys read for all of them at once)."""
         endpoints = self.endpoints
         db = endpoints.db(request)
-        rows = [o.row for o in outcomes if written and o.op != "delete" and o.row is not None]
-        linked = []
+        shown = [
+            o
+            for o in outcomes
+            if written and not o.failed and o.op != "delete" and o.row is not None
+        ]
+        rows = [outcome.row for outcome in shown if outcome.row is not None]
+        # One query for the rows' SQL computed fields, one per many-to-many relation.
+        items = await endpoints.queries.written_many(db, rows)
         if rows and endpoints.links is not None:
             async with db.reader() as reader:
                 linked = await endpoints.links.load(reader, rows)
+            for item, row in zip(items, rows, strict=True):
+                endpoints.links.attach(item, row, linked)
+        item_of = {id(outcome): item for outcome, item in zip(shown, items, strict=True)}
         results: list[dict[str, Any]] = []
         for outcome in outcomes:
             result: dict[str, Any] = {
@@ -344,11 +353,8 @@ class BulkEndpoint:
             }
             if outcome.failed:
                 result["detail"] = outcome.detail
-            elif written and outcome.op != "delete" and outcome.row is not None:
-                item = await endpoints.queries.written(db, outcome.row)
-                if linked:
-                    endpoints.links.attach(item, outcome.row, linked)  # type: ignore[union-attr]
-                result["item"] = item
+            elif id(outcome) in item_of:
+                result["item"] = item_of[id(outcome)]
             results.append(result)
         return results
 

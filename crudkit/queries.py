@@ -166,11 +166,24 @@ class ResourceQueries:
             return self.public(row)
         async with db.reader() as reader:
             fresh = await self._read_computed(reader, row._mapping[self.resource.pk_info.key], None)
-        if fresh is not None:
-            return self.public(fresh)
-        # Deleted meanwhile: the row as written, its SQL computed fields unknown (null).
-        padded = self._padded(*row, *(None for _ in range(len(self._row_keys) - len(row))))
-        return self.public(padded)  # type: ignore[arg-type]  # attribute access, like a Row
+        return self.public(fresh if fresh is not None else self._without_computed(row))
+
+    async def written_many(self, db: Database, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
+        """`written` for many rows: their SQL computed fields read with one query."""
+        if self._read_get is self._get or not rows:
+            return [self.public(row) for row in rows]
+        key = self.resource.pk_info.key
+        async with db.reader() as reader:
+            found = await reader.rows(self._read_all.where(self.pk.in_(keys_of(rows, key))))
+        fresh = {row._mapping[key]: row for row in found}
+        return [
+            self.public(fresh.get(row._mapping[key]) or self._without_computed(row)) for row in rows
+        ]
+
+    def _without_computed(self, row: Row[Any]) -> Row[Any]:
+        """A row deleted since it was written: its SQL computed fields unknown (null)."""
+        nulls = (None for _ in range(len(self._row_keys) - len(row)))
+        return self._padded(*row, *nulls)  # type: ignore[return-value]  # reads like a Row
 
     def _public_base64(self, row: Row[Any]) -> dict[str, Any]:
         item = self._public(row)

@@ -293,3 +293,18 @@ async def test_creates_cost_a_bounded_number_of_statements(
     # its history row; then the tags of every row written, read at once.
     assert len(log.statements) == 1 + 2 * 100 + 1, log.statements[:10]
     assert len(log.on("shop_product_tags")) == 1
+
+
+async def test_computed_fields_of_the_rows_written_are_read_at_once(
+    app: FastAPI, client: httpx.AsyncClient, superuser: Caller
+) -> None:
+    # Categories have a SQL-backed `product_count`: one query reads it for every row.
+    body = {"create": [{"name": f"c{i}"} for i in range(20)]}
+    with count_queries(app) as log:
+        answer = await client.post("/api/v1/categories/bulk", json=body, headers=superuser.headers)
+    assert answer.status_code == 200, answer.text
+    items = [result["item"] for result in answer.json()["results"]]
+    assert [item["product_count"] for item in items] == [0] * 20
+    assert [item["name"] for item in items] == [f"c{i}" for i in range(20)]
+    # The caller's lookup, 20 INSERTs and 20 history rows, then one read of the counts.
+    assert len(log.statements) == 1 + 2 * 20 + 1, log.statements[-3:]
