@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from crudkit.authentication import Authenticator
     from crudkit.check_messages import Message
     from crudkit.conf import Settings
-    from crudkit.events import WriteEvent, WriteHook
+    from crudkit.events import WriteEvent, WriteHook, WritesHook
     from crudkit.resources import Resource
 
 AppHook = Callable[["FastAPI"], None]
@@ -160,6 +160,7 @@ class Apps:
         self.post_migrate_hooks: list[PostMigrateHook] = []
         self.shutdown_hooks: list[ShutdownHook] = []
         self.write_hooks: list[WriteHook] = []
+        self.batch_write_hooks: list[WritesHook] = []
         self.readiness_probes: dict[str, ReadinessProbe] = {}
         self.authenticator: Authenticator | None = None
         self.token_url: str | None = None
@@ -256,9 +257,25 @@ class Apps:
         """Awaited after every create, update and delete, inside its transaction."""
         self.write_hooks.append(hook)
 
+    def on_writes(self, hook: WritesHook) -> None:
+        """As `on_write`, for a hook that takes a list of events: the rows a bulk request
+        writes together reach it in one call."""
+        self.batch_write_hooks.append(hook)
+
+    @property
+    def has_write_hooks(self) -> bool:
+        return bool(self.write_hooks or self.batch_write_hooks)
+
     async def notify_write(self, conn: AsyncConnection, event: WriteEvent) -> None:
+        await self.notify_writes(conn, (event,))
+
+    async def notify_writes(self, conn: AsyncConnection, events: Sequence[WriteEvent]) -> None:
+        """Tell every write hook about `events`, in order, inside their transaction."""
         for hook in self.write_hooks:
-            await hook(conn, event)
+            for event in events:
+                await hook(conn, event)
+        for batch_hook in self.batch_write_hooks:
+            await batch_hook(conn, events)
 
     def on_shutdown(self, hook: ShutdownHook) -> None:
         """Awaited when the app stops (close clients, pools)."""

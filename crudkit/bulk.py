@@ -17,8 +17,15 @@ hooks and the history row. Results come in order: creates, then updates, then
 deletes, each with the status its own endpoint would have answered and the row
 (`item`) or the error (`detail`, in that endpoint's shape).
 
-Without `atomic`, each operation is its own transaction: failures are reported
-one by one and the others are kept. With `"atomic": true` every operation runs in
+Creates are written in a batch (`WritePipeline.create_many`): each one's checks
+and `before_create` first, then one INSERT for them all, one per link table and
+one for their history rows, then each `after_create`. A batch the database
+refuses (or an `after_create` raises in) is rolled back and run again one by one,
+so each create still answers its own status. `Resource.bulk_batches = False`
+writes a resource's creates one by one always.
+
+Without `atomic`, each operation is its own transaction (the batch of creates
+commits together): failures are reported one by one and the others are kept. With `"atomic": true` every operation runs in
 one transaction and the first failure rolls them all back: the answer then has
 that failure's status, and `results` lists the operations up to it (those before
 it without `item`, since nothing was written).
@@ -40,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, 
 from pydantic import ValidationError as SchemaError
 from pydantic_core import PydanticCustomError, to_json
 from sqlalchemy import ColumnElement, Row
+from sqlalchemy.exc import DBAPIError
 
 from crudkit.authentication import resolve_user
 from crudkit.exceptions import HTTPError, Invalid, NotAuthenticated, PermissionDenied, limit_errors
@@ -97,6 +105,8 @@ class _Step:
     index: int
     run: Callable[[], Awaitable[Row[Any]]] | None
     error: HTTPError | None = None
+    values: dict[str, Any] | None = None
+    """A create's values, as its schema read them (batched creates are sent these)."""
 
 
 _MISSING = object()
@@ -104,6 +114,10 @@ _MISSING = object()
 
 class _Abandoned(Exception):
     """An atomic request's operation failed: the transaction is rolled back."""
+
+
+class _BatchFailed(Exception):
+    """A batch of creates failed as a whole: its operations are run again one by one."""
 
 
 _Object = dict[str, Any]
@@ -217,10 +231,17 @@ class BulkEndpoint:
         if any(items and not allowed[op] for op, items in sent.items()):
             raise self._refuse(request)
         steps = self._steps(request, body)
+        batched = resource.bulk_batches and len(body.create) > 1
         if body.atomic:
-            outcomes, failure = await self._run_atomic(request, steps)
+            try:
+                outcomes, failure = await self._run_atomic(request, steps, batched=batched)
+            except _BatchFailed:
+                outcomes, failure = await self._run_atomic(request, steps, batched=False)
         else:
-            outcomes, failure = [await self._attempt(step) for step in steps], None
+            creates = [step for step in steps if step.op == "create"]
+            outcomes = await self._create(request, creates) if batched else []
+            outcomes += [await self._attempt(step) for step in steps[len(outcomes) :]]
+            failure = None
         results = await self._results(request, outcomes, written=failure is None)
         return json_response({"results": results}, 200 if failure is None else failure.status)
 
@@ -268,7 +289,8 @@ class BulkEndpoint:
 
         for index, item in enumerate(body.create):
             try:
-                steps.append(_Step("create", index, create(w.clean(item, create=True))))
+                values = w.clean(item, create=True)
+                steps.append(_Step("create", index, create(values), values=values))
             except Invalid as error:
                 steps.append(_Step("create", index, None, error))
         for index, item in enumerate(body.update):
@@ -307,14 +329,20 @@ class BulkEndpoint:
         return _Outcome(step.op, step.index, _SUCCESS[step.op], row)
 
     async def _run_atomic(
-        self, request: Request, steps: list[_Step]
+        self, request: Request, steps: list[_Step], *, batched: bool
     ) -> tuple[list[_Outcome], _Outcome | None]:
         """Every step in one transaction (the pipeline's writes join it), up to the first
-        failure, which rolls them all back."""
+        failure, which rolls them all back. `batched`: the creates go in one batch, which
+        raises `_BatchFailed` if it fails as a whole."""
         outcomes: list[_Outcome] = []
         try:
             async with WritePipeline.of(request.app).transaction(Caller(request)):
-                for step in steps:
+                if batched:
+                    creates = [step for step in steps if step.op == "create"]
+                    outcomes = await self._create(request, creates, atomic=True)
+                    if outcomes and outcomes[-1].failed:
+                        raise _Abandoned()
+                for step in steps[len(outcomes) :]:
                     outcome = await self._attempt(step)
                     outcomes.append(outcome)
                     if outcome.failed:
@@ -322,6 +350,50 @@ class BulkEndpoint:
         except _Abandoned:
             return outcomes, outcomes[-1]
         return outcomes, None
+
+    async def _create(
+        self, request: Request, steps: list[_Step], *, atomic: bool = False
+    ) -> list[_Outcome]:
+        """The creates, in one batch (`WritePipeline.create_many`): in their own
+        transaction, or the atomic request's. An atomic request stops at the first
+        failure. A batch failing as a whole (in the database, or in `after_create`) is
+        run again one by one: in its own transactions, or by raising `_BatchFailed`."""
+        if atomic:  # up to the first create its schema refused
+            failed = next((i for i, step in enumerate(steps) if step.values is None), None)
+            if failed is not None:
+                steps = steps[: failed + 1]
+        batch = [step for step in steps if step.values is not None]
+        try:
+            written = await WritePipeline.of(request.app).create_many(
+                self.endpoints.resource,
+                [dict(step.values) for step in batch if step.values is not None],
+                Caller(request),
+                authorized=True,
+                stop_at_failure=atomic,
+            )
+        except (HTTPError, DBAPIError) as error:
+            if atomic:
+                raise _BatchFailed() from error
+            return [await self._attempt(step) for step in steps]
+        outcomes: list[_Outcome] = []
+        answered = iter(written)
+        for step in steps:
+            if step.values is None:
+                outcomes.append(await self._attempt(step))  # its schema's error
+            else:
+                try:
+                    result = next(answered)
+                except StopIteration:  # an atomic batch stopped before it
+                    break
+                if isinstance(result, HTTPError):
+                    outcomes.append(
+                        _Outcome(step.op, step.index, result.status_code, detail=_detail(result))
+                    )
+                else:  # its row, or None: checked, but the atomic batch stopped after it
+                    outcomes.append(_Outcome(step.op, step.index, 201, result))
+            if atomic and outcomes[-1].failed:
+                break
+        return outcomes
 
     async def _results(
         self, request: Request, outcomes: list[_Outcome], *, written: bool

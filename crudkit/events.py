@@ -18,7 +18,7 @@ on the driver, in the same transaction), which is cheaper for a hook on every wr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,3 +60,6 @@ class WriteEvent:
 
 
 WriteHook = Callable[[AsyncConnection, WriteEvent], Awaitable[object]]
+WritesHook = Callable[[AsyncConnection, Sequence[WriteEvent]], Awaitable[object]]
+"""A write hook that takes the events of many rows written together (a bulk request's
+batch) at once: one statement for all of them instead of one each."""

@@ -105,6 +105,10 @@ class ResourceQueries:
         self._column_count = len(self.all_keys)
         self._padded = namedtuple("_Row", self._row_keys, rename=True)  # type: ignore[misc]
         self._insert = insert(self.table).returning(*self.all_columns)
+        # Rows come back in the order of the parameters sent (SQLAlchemy's "insertmanyvalues").
+        self._insert_many = insert(self.table).returning(
+            *self.all_columns, sort_by_parameter_order=True
+        )
         self._update = update(self.table).where(by_pk).returning(*self.all_columns)
         self._count = select(func.count()).select_from(self.table)
         # Without write-only fields a row's values are the item's, in the same order.
@@ -225,6 +229,26 @@ class ResourceQueries:
     async def insert(self, writer: Writer, values: Mapping[str, Any]) -> Row[Any]:
         (row,) = await writer.rows(self._insert, self._by_column(values))
         return row
+
+    async def insert_many(
+        self, writer: Writer, rows: Sequence[Mapping[str, Any]]
+    ) -> list[Row[Any]]:
+        """Insert `rows`, returning them in the same order: each run of rows naming the
+        same columns in one statement (its rows sent in pages by SQLAlchemy)."""
+        if len(rows) == 1:
+            return [await self.insert(writer, rows[0])]
+        params = [self._by_column(values) for values in rows]
+        written: list[Row[Any]] = []
+        start = 0
+        while start < len(params):  # each run of rows naming the same columns
+            names = params[start].keys()
+            end = start + 1
+            while end < len(params) and params[end].keys() == names:
+                end += 1
+            result = await writer.connection.execute(self._insert_many, params[start:end])
+            written += result.all()
+            start = end
+        return written
 
     async def update(
         self,

@@ -143,6 +143,10 @@ class Resource:
     extra_permissions: ClassVar[Sequence[tuple[str, str]]] = ()
     """Permissions beyond view/add/change/delete, `[("publish", "Can publish")]`: created
     by `migrate` as `<app_label>.publish_<model>`, named by `@crudkit.action(permission=)`."""
+    bulk_batches: ClassVar[bool] = True
+    """A bulk request's creates are inserted together: every row's `validate` and
+    `before_create` run before the batch's INSERT, so they do not see the rows of the
+    same request in the database. False writes them one by one, as single requests."""
 
     def __init__(self, model: type[Any], registry: Registry | None = None) -> None:
         self.model = model

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -431,6 +431,90 @@ class WritePipeline:
             raise await self._translate(exc, w, values) from exc
         return row
 
+    async def create_many(
+        self,
+        target: type[Any] | Resource,
+        items: Sequence[dict[str, Any]],
+        caller: Caller,
+        *,
+        authorized: bool = False,
+        stop_at_failure: bool = False,
+    ) -> list[Row[Any] | HTTPError | None]:
+        """Insert many rows from already-parsed values in one batch, inside the current
+        transaction (or a new one): one INSERT for the rows, one per link table, one
+        call of each write hook.
+
+        Every row goes through the steps of `create`, in this order: all the rows'
+        checks (link keys, `@validates`, `validate`, `before_create`), one by one, then
+        the INSERT, then each row's `after_create`. So `validate` and `before_create`
+        do not see the rows of the same batch in the database; a rule that must is a
+        constraint (or the resource sets `bulk_batches = False`, and is written row by
+        row). An item refused by its checks is answered with its error and left out;
+        with `stop_at_failure`, it is the last item answered, nothing is written, and
+        the items before it are answered `None`.
+        An error of the statements or of `after_create` is raised: the transaction is
+        rolled back, and the caller runs the items again one by one to tell which
+        failed.
+        """
+        w = self.writes_for(target)
+        resource = w.resource
+        request = caller.request
+        if caller.check and not authorized:
+            self.authorize(resource, caller, Action.CREATE)
+        owner = resource.owner_field
+        user = caller.user
+        links_of: list[dict[str, Any]] = []
+        for values in items:
+            set_owner = caller.check or owner not in values
+            if owner is not None and user.is_authenticated and set_owner:
+                values[owner] = user.id
+            links_of.append(w.split_links(values))
+        results: list[Row[Any] | HTTPError | None] = []
+        async with self._writing(caller) as writer:
+            visible: dict[str, set[Any]] = {}
+            if caller.check and any(links_of):
+                wanted: dict[str, set[Any]] = {}
+                for links in links_of:
+                    for key, sent in links.items():
+                        wanted.setdefault(key, set()).update(sent or ())
+                visible = await self._visible(writer, w, caller, wanted)
+            ready: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+            for index, (values, links) in enumerate(zip(items, links_of, strict=True)):
+                try:
+                    if visible:
+                        _refuse_unseen(links, visible)
+                    values = w.run_validators(values, None)
+                    if w.has_validate:
+                        values = await resource.validate(request, {**values, **links}, None)
+                        links = w.split_links(values)
+                    values = await resource.before_create(request, values)
+                except HTTPError as error:
+                    results.append(error)
+                    if stop_at_failure:
+                        return results
+                    continue
+                results.append(None)  # its row, once inserted
+                ready.append((index, values, links))
+            if not ready:
+                return results
+            rows = await w.queries.insert_many(writer, [values for _, values, _ in ready])
+            after_links = await self._write_many_links(
+                writer, w, [(row, links) for row, (_, _, links) in zip(rows, ready, strict=True)]
+            )
+            for row, (index, _, _) in zip(rows, ready, strict=True):
+                results[index] = row
+                if w.has_after_create:
+                    await resource.after_create(request, row)
+            if self.apps.has_write_hooks:
+                await self.apps.notify_writes(
+                    writer.connection,
+                    [
+                        self._event(w, caller, Action.CREATE, None, row, {}, written)
+                        for row, written in zip(rows, after_links, strict=True)
+                    ],
+                )
+        return results
+
     async def update(
         self,
         target: type[Any] | Resource,
@@ -578,39 +662,42 @@ class WritePipeline:
         row and one the caller may not read get the same answer, which never tells
         that a row exists.
         """
-        request = caller.request
-        errors: list[dict[str, Any]] = []
+        wanted: dict[str, set[Any]] = {}
         for key, sent in links.items():
             if not sent:
                 continue
             link = w.links[key]
-            wanted = set(sent)
+            keys = set(sent)
             if pk is not None and link.by_pk:
-                linked = select(link.remote).where(link.local == pk, link.remote.in_(wanted))
+                linked = select(link.remote).where(link.local == pk, link.remote.in_(keys))
                 if scope is not None:
                     linked = linked.where(link.local.in_(select(link.parent).where(scope)))
-                wanted -= {row[0] for row in await writer.rows(linked)}
-            if not wanted:
-                continue
-            visible: set[Any] = set()
+                keys -= {row[0] for row in await writer.rows(linked)}
+            wanted[key] = keys
+        visible = await self._visible(writer, w, caller, wanted)
+        for key, keys in wanted.items():
+            visible[key] |= set(links[key]) - keys  # already linked: not checked again
+        _refuse_unseen(links, visible)
+
+    async def _visible(
+        self, writer: Writer, w: ResourceWrites, caller: Caller, wanted: Mapping[str, set[Any]]
+    ) -> dict[str, set[Any]]:
+        """Per link, the keys of `wanted` that name a row the caller may read (one query
+        per link)."""
+        request = caller.request
+        visible: dict[str, set[Any]] = {}
+        for key, keys in wanted.items():
+            link = w.links[key]
+            found: set[Any] = set()
             target = self._registered(link.model)
-            if target is not None and can_read(request, target):
-                stmt = select(link.related).where(link.related.in_(wanted))
+            if keys and target is not None and can_read(request, target):
+                stmt = select(link.related).where(link.related.in_(keys))
                 condition = read_filter(request, target)
                 if condition is not None:
                     stmt = stmt.where(condition)
-                visible = {row[0] for row in await writer.rows(stmt)}
-            errors += [
-                {
-                    "loc": ["body", key, index],
-                    "msg": f"no {key} item with key {other!r}",
-                    "type": "value_error",
-                }
-                for index, other in enumerate(sent)
-                if other in wanted and other not in visible
-            ]
-        if errors:
-            raise Invalid(errors)
+                found = {row[0] for row in await writer.rows(stmt)}
+            visible[key] = found
+        return visible
 
     def _registered(self, model: type[Any]) -> Resource | None:
         """The resource of `model`, or None when it has none (nobody may read its rows)."""
@@ -663,6 +750,30 @@ class WritePipeline:
             written[key] = keys
         return written
 
+    @staticmethod
+    async def _write_many_links(
+        writer: Writer, w: ResourceWrites, written: Sequence[tuple[Row[Any], Mapping[str, Any]]]
+    ) -> list[dict[str, list[Any]]]:
+        """The link sets of new rows: one multi-row INSERT per link table; per row, the
+        related keys it now has."""
+        sets: list[dict[str, list[Any]]] = []
+        rows_of: dict[str, list[dict[str, Any]]] = {}
+        for row, links in written:
+            keys_of: dict[str, list[Any]] = {}
+            for key, related in links.items():
+                link = w.links[key]
+                own = row._mapping[link.local_key]
+                keys = sorted(dict.fromkeys(related or ()))
+                rows_of.setdefault(key, []).extend(
+                    {link.local.key: own, link.remote.key: other} for other in keys
+                )
+                keys_of[key] = keys
+            sets.append(keys_of)
+        for key, rows in rows_of.items():
+            if rows:
+                await writer.rows(insert(w.links[key].table).values(rows))
+        return sets
+
     async def _notify(
         self,
         writer: Writer,
@@ -675,23 +786,33 @@ class WritePipeline:
         after_links: Mapping[str, list[Any]],
     ) -> None:
         """Tell the installed apps (the history) about the write, inside its transaction."""
-        if not self.apps.write_hooks:
+        if not self.apps.has_write_hooks:
             return
+        event = self._event(w, caller, action, before, after, before_links, after_links)
+        await self.apps.notify_write(writer.connection, event)
+
+    @staticmethod
+    def _event(
+        w: ResourceWrites,
+        caller: Caller,
+        action: Action,
+        before: Row[Any] | None,
+        after: Row[Any] | None,
+        before_links: Mapping[str, list[Any]],
+        after_links: Mapping[str, list[Any]],
+    ) -> WriteEvent:
         row = after if after is not None else before
         assert row is not None
         request = caller.request
-        await self.apps.notify_write(
-            writer.connection,
-            WriteEvent(
-                resource=w.resource,
-                action=action,
-                channel=caller.via,
-                user=request.scope.get("user"),
-                request_id=getattr(request.state, "request_id", None),
-                object_id=row._mapping[w.pk_key],
-                before=None if before is None else {**before._mapping, **before_links},
-                after=None if after is None else {**after._mapping, **after_links},
-            ),
+        return WriteEvent(
+            resource=w.resource,
+            action=action,
+            channel=caller.via,
+            user=request.scope.get("user"),
+            request_id=getattr(request.state, "request_id", None),
+            object_id=row._mapping[w.pk_key],
+            before=None if before is None else {**before._mapping, **before_links},
+            after=None if after is None else {**after._mapping, **after_links},
         )
 
     async def _translate(
@@ -711,6 +832,23 @@ class WritePipeline:
                         "foreign_key",
                     )
         return error
+
+
+def _refuse_unseen(links: Mapping[str, Any], visible: Mapping[str, set[Any]]) -> None:
+    """422 naming each key of `links` that is not in its link's `visible` set."""
+    errors = [
+        {
+            "loc": ["body", key, index],
+            "msg": f"no {key} item with key {other!r}",
+            "type": "value_error",
+        }
+        for key, sent in links.items()
+        if key in visible
+        for index, other in enumerate(sent or ())
+        if other not in visible[key]
+    ]
+    if errors:
+        raise Invalid(errors)
 
 
 # The Python write API.

@@ -32,7 +32,7 @@ class AdminConfig(AppConfig):
         from crudkit.contrib.admin.history import record
 
         apps = self.apps
-        apps.on_write(record)
+        apps.on_writes(record)
 
         def install(app: FastAPI) -> None:
             from crudkit.contrib.admin.site import install_admin

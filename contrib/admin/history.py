@@ -1,6 +1,6 @@
 """Recording the history: the write hook that turns every `WriteEvent` into a `LogEntry` row.
 
-    apps.on_write(record)          # from AdminConfig.ready()
+    apps.on_writes(record)         # from AdminConfig.ready()
 
 The hook runs inside the write's own transaction (the API's, the admin's, a
 command's), so an entry is committed with its change or not at all: a refused
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -105,27 +105,30 @@ def _actor_id(event: WriteEvent) -> Any:
     return user.id
 
 
-async def record(conn: AsyncConnection, event: WriteEvent) -> None:
-    """Write the `LogEntry` of `event`, in the transaction of the write."""
+async def record(conn: AsyncConnection, events: Sequence[WriteEvent]) -> None:
+    """Write the `LogEntry` of each of `events`, in the transaction of their write: one
+    INSERT for all of them (a bulk request's batch)."""
+    entries = [_entry(event) for event in events if event.resource.model is not LogEntry]
+    if len(entries) == 1:
+        await execute(conn, _INSERT_ENTRY, entries[0])
+    elif entries:
+        await conn.execute(_INSERT_ENTRY, entries)  # executemany: one round trip
+
+
+def _entry(event: WriteEvent) -> dict[str, Any]:
     resource = event.resource
-    if resource.model is LogEntry:  # the history does not record itself
-        return
     values = event.after if event.after is not None else event.before or {}
     user = event.user
-    await execute(
-        conn,
-        _INSERT_ENTRY,
-        {
-            "action_time": utcnow(),
-            "user_id": _actor_id(event),
-            "username": user.username if user is not None and user.is_authenticated else "",
-            "channel": event.channel,
-            "request_id": event.request_id,
-            "app_label": resource.app_label,
-            "model": resource.model_name,
-            "object_id": str(event.object_id)[:255],
-            "action": event.action.value,
-            "object_repr": object_repr(resource, values, event.object_id),
-            "changes": recorded_changes(event),
-        },
-    )
+    return {
+        "action_time": utcnow(),
+        "user_id": _actor_id(event),
+        "username": user.username if user is not None and user.is_authenticated else "",
+        "channel": event.channel,
+        "request_id": event.request_id,
+        "app_label": resource.app_label,
+        "model": resource.model_name,
+        "object_id": str(event.object_id)[:255],
+        "action": event.action.value,
+        "object_repr": object_repr(resource, values, event.object_id),
+        "changes": recorded_changes(event),
+    }
