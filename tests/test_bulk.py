@@ -3,12 +3,16 @@ sent alone, with the example shop's products, tags and orders."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from crudkit.contrib.admin.models import LogEntry
+from crudkit.exceptions import Conflict
 from crudkit.testing import count_queries
+from crudkit.writes import WritePipeline
 from shop.models import Order, Product
 from tests.admin_support import rows
 from tests.conftest import ANONYMOUS, Caller
@@ -433,3 +437,32 @@ async def test_computed_fields_of_the_rows_written_are_read_at_once(
     # counts.
     inserts = 1 if backend == "postgresql" else 20
     assert len(log.statements) == 1 + inserts + 1 + 1, log.statements[-3:]
+
+
+async def test_a_batch_whose_after_create_refuses_a_row_is_written_one_by_one(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resource = app.state.apps.registry[Product]
+
+    async def after_create(self: object, request: object, row: Any) -> None:
+        if row.name == "Bad":
+            raise Conflict("Not this one.")
+
+    monkeypatch.setattr(type(resource), "after_create", after_create)
+    # A fresh pipeline, so the overridden hook is seen.
+    monkeypatch.setattr(app.state, "writes", WritePipeline(app.state.db, app.state.apps))
+    body: dict[str, Any] = {
+        "create": [{"name": name, "price": "1"} for name in ("Desk", "Bad", "Lamp")]
+    }
+    answer = await client.post(BULK, json=body, headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    assert outcomes(answer) == [("create", 0, 201), ("create", 1, 409), ("create", 2, 201)]
+    assert answer.json()["results"][1]["detail"] == "Not this one."
+    assert sorted(row["name"] for row in await rows(app, Product)) == ["Desk", "Lamp"]
+    assert len(await rows(app, LogEntry, model="product")) == 2
+
+    atomic = await client.post(BULK, json={**body, "atomic": True}, headers=alice.headers)
+    assert atomic.status_code == 409, atomic.text
+    assert outcomes(atomic) == [("create", 0, 201), ("create", 1, 409)]
+    assert len(await rows(app, Product)) == 2
+    assert len(await rows(app, LogEntry, model="product")) == 2
