@@ -25,10 +25,11 @@ so each create still answers its own status. `Resource.bulk_batches = False`
 writes a resource's creates one by one always.
 
 Without `atomic`, each operation is its own transaction (the batch of creates
-commits together): failures are reported one by one and the others are kept. With `"atomic": true` every operation runs in
-one transaction and the first failure rolls them all back: the answer then has
-that failure's status, and `results` lists the operations up to it (those before
-it without `item`, since nothing was written).
+commits together): failures are reported one by one and the others are kept.
+With `"atomic": true` every operation runs in one transaction and the first
+failure rolls them all back: the answer then has that failure's status, and
+`results` lists the operations up to it (those before it without `item`, since
+nothing was written).
 
 The whole request is refused (nothing written) when the caller may not do one
 of the actions it asks for (401/403), when it holds no operation or more than
