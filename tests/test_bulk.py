@@ -449,8 +449,19 @@ async def test_a_batch_whose_after_create_refuses_a_row_is_written_one_by_one(
             raise Conflict("Not this one.")
 
     monkeypatch.setattr(type(resource), "after_create", after_create)
-    # A fresh pipeline, so the overridden hook is seen.
-    monkeypatch.setattr(app.state, "writes", WritePipeline(app.state.db, app.state.apps))
+    # A fresh pipeline, so the overridden hook is seen (app.state is no plain object:
+    # monkeypatch would delete the attribute at the end instead of restoring it).
+    pipeline = app.state.writes
+    app.state.writes = WritePipeline(app.state.db, app.state.apps)
+    try:
+        await check_after_create_refusals(app, client, alice)
+    finally:
+        app.state.writes = pipeline
+
+
+async def check_after_create_refusals(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller
+) -> None:
     body: dict[str, Any] = {
         "create": [{"name": name, "price": "1"} for name in ("Desk", "Bad", "Lamp")]
     }
