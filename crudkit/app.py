@@ -10,6 +10,8 @@ for the app's lifetime. Nothing is created at import time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -37,10 +39,11 @@ from crudkit.exceptions import (
     translate_db_error,
 )
 from crudkit.logs import configure_logging
-from crudkit.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from crudkit.middleware import BodySizeLimitMiddleware, InFlight, RequestContextMiddleware
 from crudkit.openapi import install_openapi
 from crudkit.pagination import CursorCodec
 from crudkit.registry import Registry
+from crudkit.replicas import ReadYourWritesMiddleware
 from crudkit.routers import ResourceEndpoints, ResourceRoute, link_expansions
 from crudkit.writes import WritePipeline
 
@@ -64,15 +67,24 @@ def create_app(
     apps = (apps or Apps(settings, registry)).populate()
     configure_logging(settings.debug)
     db = Database(settings)
+    in_flight = InFlight()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
+            await db.replicas.start()  # a replica that does not answer is logged now
             yield
         finally:
-            for hook in apps.shutdown_hooks:
-                await hook()
-            await db.dispose()
+            # Requests the server gave up on (`shutdown_timeout`) unwind first: their
+            # rollbacks still need the pool.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await in_flight.drained()
+            try:
+                for hook in apps.shutdown_hooks:
+                    await hook()
+            finally:
+                await db.dispose()
 
     docs = settings.docs_url
     app = FastAPI(
@@ -118,7 +130,11 @@ def create_app(
     # Our own limit rather than FastAPI's `max_body_size`, whose 413 is plain text.
     app.add_middleware(BodySizeLimitMiddleware, max_size=settings.max_body_size)
     hosts.install(app, allowed_hosts)  # inside the request context: a 400 is logged, tagged
-    app.add_middleware(RequestContextMiddleware, https_only=settings.https_only)
+    app.add_middleware(
+        RequestContextMiddleware, https_only=settings.https_only, in_flight=in_flight
+    )
+    if db.replicas:
+        app.add_middleware(ReadYourWritesMiddleware)  # a request's reads after its writes
     # The password flow of /docs points where the authenticating app said tokens come from.
     install_openapi(app, apps.token_url or "")
     return app

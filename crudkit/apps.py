@@ -250,7 +250,8 @@ class Apps:
         self.post_migrate_hooks.append(hook)
 
     def add_readiness_probe(self, name: str, probe: ReadinessProbe) -> None:
-        """A check `/readyz` runs (raise to report the service unavailable)."""
+        """A check `/readyz` runs: raise to report the service unavailable (503); return
+        a string other than "ok" to report the app degraded but still serving (200)."""
         self.readiness_probes[name] = probe
 
     def on_write(self, hook: WriteHook) -> None:

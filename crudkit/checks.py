@@ -20,6 +20,7 @@ crudkit.W004  warning, --deploy     `/docs`, `/redoc` and `/openapi.json` are se
 crudkit.W005  warning, --deploy     `cors_origins` is `*`: any web site may call the API
 crudkit.W006  warning, --deploy     `allowed_hosts` is `*`: any `Host` is answered
 crudkit.W007  warning, --deploy     several workers (`WEB_CONCURRENCY`) without `redis_url`
+crudkit.W008  warning, --deploy     a pooler (PgBouncer) in front of PostgreSQL, `db_pgbouncer` off
 
 The number of workers is `WEB_CONCURRENCY`, the variable gunicorn and uvicorn read
 their default `--workers` from (the Dockerfile sets it): a check cannot see the
@@ -42,6 +43,8 @@ from crudkit.app import create_app
 from crudkit.apps import Apps
 from crudkit.apps import Check as Check  # what apps write their checks against
 from crudkit.check_messages import Message as Message
+from crudkit.conf import Settings
+from crudkit.db import make_engine
 
 MAX_LISTED_CHANGES = 3
 SECRET_KEY_MIN_LENGTH = 50
@@ -318,6 +321,44 @@ def check_workers_share_state(apps: Apps) -> list[Message]:
     ]
 
 
+def check_pooler(apps: Apps) -> list[Message]:
+    """crudkit.W008: behind a connection pooler, say whether it pools by transaction."""
+    settings = apps.settings
+    if settings.is_sqlite or settings.db_pgbouncer:
+        return []
+    try:
+        pooled = asyncio.run(_behind_pooler(settings))
+    except Exception:  # an unreachable database is not this check's finding
+        return []
+    if not pooled:
+        return []
+    return [
+        Message(
+            "crudkit.W008",
+            "warning",
+            "database_url leads to a connection pooler (PgBouncer?), not to PostgreSQL itself, "
+            "and db_pgbouncer is off: in transaction pooling mode requests fail at random "
+            "with 'prepared statement ... does not exist'",
+            hint="set CRUDKIT_DB_PGBOUNCER=true if it pools by transaction (pool_mode = "
+            "transaction); session pooling needs nothing",
+        )
+    ]
+
+
+async def _behind_pooler(settings: Settings) -> bool:
+    """Whether the server process the connection reports at startup is not the one that
+    runs its queries: a pooler answers the startup itself (with its own cancel key)."""
+    # Statements behind a pooler are sent as `db_pgbouncer` sends them, whatever it says.
+    engine = make_engine(settings.model_copy(update={"db_pgbouncer": True}))
+    try:
+        async with engine.connect() as conn:
+            backend = (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            return bool(backend != driver.get_server_pid())
+    finally:
+        await engine.dispose()
+
+
 CORE_CHECKS: list[Check] = [
     check_debug,
     check_allowed_hosts,
@@ -333,6 +374,7 @@ DEPLOY_CHECKS: list[Check] = [
     check_any_host,
     check_metrics,
     check_workers_share_state,
+    check_pooler,
 ]
 
 

@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     allow_registration: bool = False
     """Whether `POST {api_prefix}/auth/register` is open."""
     redis_url: str | None = None
-    """Redis for state shared across workers (login throttling); memory when unset."""
+    """Redis for state shared across workers (login throttling); memory when unset, and in
+    each worker while Redis does not answer."""
     cors_origins: list[str] = Field(default_factory=list)
     """Origins allowed to call the API from a browser."""
     access_token_ttl: int = Field(default=900, gt=0)
@@ -129,6 +130,10 @@ class Settings(BaseSettings):
     forwarded_allow_ips: list[str] = Field(default_factory=list)
     """Addresses of the proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed
     (`*` any); empty: the client address is the connection's."""
+    shutdown_timeout: int = Field(default=30, gt=0)
+    """Seconds a worker told to stop (SIGTERM) lets the requests in flight finish before it
+    cancels them (each write then rolls back whole); `runserver` hands it to uvicorn, under
+    gunicorn pass it as `--graceful-timeout`."""
     docs_url: str | None = "/docs"
     """Where Swagger UI is served (ReDoc at `/redoc`, the schema at `/openapi.json`); empty
     disables all three."""
@@ -160,6 +165,16 @@ class Settings(BaseSettings):
     """On PostgreSQL, run the statements of generated endpoints straight on asyncpg
     (`crudkit._sqla`, engine events still fire); off, they go through SQLAlchemy's
     asyncio adapter."""
+    database_replica_urls: list[str] = Field(default_factory=list, repr=False)
+    """Streaming replicas of `database_url` (PostgreSQL, same database name): lists and
+    retrieves read from a healthy one; writes, auth and reads after a write stay on the
+    primary. One that cannot be reached is skipped (a warning), never fatal."""
+    replica_max_lag: float = Field(default=5.0, gt=0)
+    """Seconds a replica may replay behind the primary before reads skip it."""
+    db_pgbouncer: bool = False
+    """The database URL points at PgBouncer (or another pooler) in transaction pooling
+    mode: no prepared statement is kept on a connection from one transaction to the next
+    (each is parsed again as it runs, unnamed), and nothing relies on session state."""
 
     @field_validator(
         "installed_apps",
@@ -167,6 +182,7 @@ class Settings(BaseSettings):
         "secret_key_fallbacks",
         "allowed_hosts",
         "forwarded_allow_ips",
+        "database_replica_urls",
         mode="before",
     )
     @classmethod
@@ -203,6 +219,18 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _check_replica_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            try:
+                parsed = make_url(url)
+            except ArgumentError as exc:
+                raise ValueError(f"not a database URL: {url!r}") from exc
+            if parsed.drivername != "postgresql+asyncpg":
+                raise ValueError(f"a replica is a postgresql+asyncpg:// URL, not {url!r}")
+        return value
+
     @field_validator("secret_key")
     @classmethod
     def _check_secret_key(cls, value: str) -> str:
@@ -222,6 +250,8 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default must not exceed page_size_max")
+        if self.database_replica_urls and not self.database_url.startswith("postgresql"):
+            raise ValueError("database_replica_urls needs a PostgreSQL database_url")
         if "*" in self.cors_origins and len(self.cors_origins) > 1:
             raise ValueError("cors_origins: '*' cannot be combined with other origins")
         if not self.secret_key:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, Dialect, MetaData, Table, TypeDecorator, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -39,6 +39,7 @@ from crudkit._sqla import Writer as Writer
 from crudkit._sqla import execute as execute
 from crudkit.conf import Settings
 from crudkit.exceptions import translate_db_error
+from crudkit.replicas import Replicas, mark_written
 
 # Deterministic constraint names: SQLite and PostgreSQL get the same migrations, and
 # database errors can be traced back to the columns they name.
@@ -137,13 +138,27 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
     event.listen(sync_engine, "checkout", checkout)
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
-    """The async engine for `settings.database_url`, configured for its dialect."""
-    url = make_url(settings.database_url)
-    options: dict[str, Any] = {}
+def connect_args(settings: Settings, url: URL) -> dict[str, Any]:
+    """The driver's connect arguments for `url` (the project's database, or any other on
+    its server): timeouts, and no prepared statements kept under `db_pgbouncer`."""
     if url.get_backend_name() == "sqlite":
-        # A busy SQLite file waits for the writer instead of failing at once.
-        options["connect_args"] = {"timeout": 30}
+        return {"timeout": 30}  # a busy SQLite file waits for the writer instead of failing
+    args: dict[str, Any] = {"timeout": settings.db_pool_timeout}
+    if settings.db_pgbouncer:
+        # A transaction pooler runs consecutive transactions of one connection on
+        # different server connections, which lack each other's prepared statements (and
+        # may hold another client's under the same name): asyncpg and SQLAlchemy cache
+        # none, and asyncpg sends each statement unnamed, parsed again in its own round trip.
+        args.update(statement_cache_size=0, prepared_statement_cache_size=0)
+    return args
+
+
+def make_engine(settings: Settings, url: str | URL | None = None) -> AsyncEngine:
+    """The async engine for `url` (default `settings.database_url`), configured for its
+    dialect and for `settings`."""
+    url = make_url(url or settings.database_url)
+    options: dict[str, Any] = {"connect_args": connect_args(settings, url)}
+    if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
             # One shared connection, or every checkout would see a new empty database.
             options["poolclass"] = StaticPool
@@ -156,7 +171,6 @@ def make_engine(settings: Settings) -> AsyncEngine:
             pool_size=2 * settings.db_pool_size,
             max_overflow=0,
             pool_timeout=settings.db_pool_timeout,
-            connect_args={"timeout": settings.db_pool_timeout},
         )
     engine = create_async_engine(url, **options)
     if options.get("poolclass") is not StaticPool:
@@ -177,6 +191,8 @@ class Database:
         self.connections = Connections(self.engine, direct=settings.db_direct_reads)
         """Readers and writers; on asyncpg straight on the driver unless `db_direct_reads`
         is off."""
+        self.replicas = Replicas(settings, self.connections, make_engine)
+        """`database_replica_urls`, their checks and the reader on them."""
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -189,9 +205,17 @@ class Database:
         """The statements of a read-only request, straight on asyncpg where possible."""
         return self.connections.reader()
 
+    def replica_reader(self) -> AbstractAsyncContextManager[Reader]:
+        """`reader()` on a healthy read replica when there is one (lists, retrieves);
+        on the primary inside or after a write of the request (`crudkit.replicas`)."""
+        if not self.replicas:
+            return self.connections.reader()
+        return self.replicas.reader()
+
     def writer(self) -> AbstractAsyncContextManager[Writer]:
         """The statements of one write, in one transaction: committed on exit, rolled
         back on error; on PostgreSQL straight on asyncpg where possible."""
+        mark_written()
         return self.connections.writer()
 
     def request_connection(self) -> AbstractAsyncContextManager[None]:
@@ -202,12 +226,14 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside one transaction: committed on exit, rolled back on error."""
+        mark_written()
         async with self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """An ORM session that commits on success and rolls back on error."""
+        mark_written()  # it may write: the request's reads stay on the primary
         async with self.sessionmaker() as session:
             try:
                 yield session
@@ -228,6 +254,7 @@ class Database:
                     raise
 
     async def dispose(self) -> None:
+        await self.replicas.dispose()
         await self.engine.dispose()
 
 

@@ -4,13 +4,18 @@
     GET /readyz    readiness: the database answers, every migration is applied, and each
                    probe apps registered (Redis, when configured) passes
 
-Both answer `{"status": "ok"}` or 503; `/readyz` names each check.
+Both answer `{"status": "ok"}` or 503; `/readyz` names each check. A probe that returns
+a string other than "ok" reports a service the app does without for now (Redis: logins
+count in each worker's memory): 200 with status "degraded", as taking the app out of
+rotation would not help. So is a read replica that is down or lags (reads go to the
+primary): `/readyz` lists each with its state and lag.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -57,26 +62,39 @@ async def healthz(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     app: FastAPI = request.app
     checks: dict[str, str] = {}
+    failed: set[str] = set()
     try:
         pending = await asyncio.wait_for(_pending_migrations(app), TIMEOUT)
         checks["database"] = "ok"
         checks["migrations"] = "ok" if not pending else f"pending: {', '.join(pending)}"
+        if pending:
+            failed.add("migrations")
     except UNREACHABLE as exc:
         logger.warning("readiness: database unavailable: %s", exc)
         checks["database"] = "unavailable"
+        failed.add("database")
     apps: Apps = app.state.apps
     for name, probe in apps.readiness_probes.items():
         try:
-            await asyncio.wait_for(probe(app), TIMEOUT)
-            checks[name] = "ok"
+            result = await asyncio.wait_for(probe(app), TIMEOUT)
         except Exception as exc:  # any failure of a probe means "not ready"
             logger.warning("readiness: %s failed: %s", name, exc)
             checks[name] = "unavailable"
-    ready = all(value == "ok" for value in checks.values())
-    return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
-    )
+            failed.add(name)
+        else:  # a string is the probe's own report; else it passed
+            checks[name] = result if isinstance(result, str) else "ok"
+    if failed:
+        status = "unavailable"
+    else:
+        status = "ok" if all(value == "ok" for value in checks.values()) else "degraded"
+    body: dict[str, Any] = {"status": status, "checks": checks}
+    replicas = _db(request).replicas
+    if replicas:
+        # Reads skip a replica that is down or lags: the app does without it, still ready.
+        body["replicas"] = replicas.status()
+        if status == "ok" and any(r["state"] != "ok" for r in body["replicas"]):
+            body["status"] = "degraded"
+    return JSONResponse(body, status_code=503 if failed else 200)
 
 
 async def _pending_migrations(app: FastAPI) -> list[str]:

@@ -7,6 +7,7 @@ front of every request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -32,9 +33,12 @@ class RequestContextMiddleware:
     own (the admin forbids framing its pages).
     """
 
-    def __init__(self, app: ASGIApp, *, https_only: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, https_only: bool = False, in_flight: InFlight | None = None
+    ) -> None:
         self.app = app
         self.https_only = https_only
+        self.in_flight = in_flight or InFlight()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,11 +53,12 @@ class RequestContextMiddleware:
         path: str = scope["path"]
         started = time.perf_counter()
         status = 500
+        responding = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responding = message["status"], True
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = request_id
                 headers["X-Content-Type-Options"] = "nosniff"
@@ -62,9 +67,17 @@ class RequestContextMiddleware:
                     headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
             await send(message)
 
+        self.in_flight.enter()
         try:
             await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            # The server stopped waiting for this request (past `shutdown_timeout`); what it
+            # had not committed rolled back. 503: stopped, not a bug (uvicorn's plain 500).
+            if responding:
+                raise
+            await _stopping(send_wrapper)
         finally:
+            self.in_flight.leave()
             if access_logger.isEnabledFor(logging.INFO):
                 # `Logger.info` without its search of the stack for the caller (known).
                 user = scope.get("user")
@@ -88,6 +101,39 @@ class RequestContextMiddleware:
                 )
                 access_logger.handle(record)
             request_id_var.reset(token)
+
+
+class InFlight:
+    """How many requests an app is serving: its shutdown waits for the last ones."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._drained: asyncio.Event | None = None
+
+    def enter(self) -> None:
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count and self._drained is not None:
+            self._drained.set()
+
+    async def drained(self) -> None:
+        """Until no request is left (bound it with `asyncio.timeout`)."""
+        if self.count:
+            self._drained = asyncio.Event()  # of the loop that waits
+            await self._drained.wait()
+
+
+async def _stopping(send: Send) -> None:
+    body = b'{"detail": "The server is shutting down: the request was cut short."}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyTooLarge(HTTPException):

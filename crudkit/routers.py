@@ -345,7 +345,7 @@ class ResourceEndpoints:
             keyset = keyset_condition(self.resource.queryable, order, after)
             page = self._page(base.where(keyset), order, offset=False)
         page_params = {_PAGE_LIMIT.key: limit + 1, _PAGE_OFFSET.key: offset}
-        async with self.db(request).reader() as reader:
+        async with self.db(request).replica_reader() as reader:
             rows = await reader.rows(page, page_params)
             more = len(rows) > limit
             rows = rows[:limit]
@@ -383,7 +383,7 @@ class ResourceEndpoints:
         expansions = parse_expand(parse_expand_only(request), self.expansions)
         fields = request.query_params.get("fields")
         shown = None if fields is None else self.fieldsets.parse(fields)
-        async with self.db(request).reader() as reader:
+        async with self.db(request).replica_reader() as reader:
             row = await self.queries.read(reader, pk, scope)
             if row is None:
                 raise NotFound()

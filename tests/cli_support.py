@@ -27,11 +27,11 @@ from typing import Any
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 import crudkit
 from crudkit.cli import Project, main
+from tests.conftest import engine_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example_project"
@@ -44,7 +44,7 @@ async def _execute(url: str, statement: str, *, autocommit: bool = False) -> lis
     options: dict[str, Any] = {"poolclass": NullPool}
     if autocommit:
         options["isolation_level"] = "AUTOCOMMIT"
-    engine = create_async_engine(url, **options)
+    engine = engine_for(url, **options)
     try:
         async with engine.begin() as conn:
             result = await conn.execute(text(statement))
@@ -217,7 +217,12 @@ def manage(
     script: Sequence[str] = ("manage.py",),
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in a child process, as a user would (`python manage.py ...`)."""
-    full_env = {key: value for key, value in os.environ.items() if not key.startswith("CRUDKIT_")}
+    # Only the suite's PgBouncer mode (a property of CRUDKIT_TEST_DATABASE_URL) carries over.
+    full_env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CRUDKIT_") or key == "CRUDKIT_DB_PGBOUNCER"
+    }
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, *script, *args],

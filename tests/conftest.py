@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example_project"
@@ -45,6 +46,11 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 PG_URL = os.environ.get("CRUDKIT_TEST_DATABASE_URL")
 EXAMPLE_APPS = ["crudkit.contrib.auth", "crudkit.contrib.admin", "shop"]
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+PGBOUNCER = TypeAdapter(bool).validate_python(os.environ.get("CRUDKIT_DB_PGBOUNCER") or False)
+"""PG_URL is a PgBouncer in transaction pooling mode (the app's settings read it too)."""
+DATABASE_ENV = {"CRUDKIT_DB_PGBOUNCER": "true"} if PGBOUNCER else {}
+"""What a server or command the suite starts in a clean environment needs besides its
+database URL."""
 
 if os.environ.get("CI") and not PG_URL:
     raise pytest.UsageError(
@@ -62,8 +68,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="PostgreSQL only"))
 
 
+def engine_for(url: str, **options: Any) -> AsyncEngine:
+    """An engine of the suite's own (setup, checks); behind PgBouncer it keeps no prepared
+    statements, as crudkit's engines then do."""
+    if PGBOUNCER and url.startswith("postgresql"):
+        options["connect_args"] = {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+    return create_async_engine(url, **options)
+
+
 async def _execute(url: str, *statements: str, autocommit: bool = True) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT" if autocommit else None)
+    engine = engine_for(url, isolation_level="AUTOCOMMIT" if autocommit else None)
     try:
         async with engine.begin() as conn:
             for statement in statements:
@@ -101,7 +115,7 @@ class SuiteDatabase:
             engine.dispose()
             self._copy_template()
         else:
-            engine = create_async_engine(url)
+            engine = engine_for(url)
 
             async def create() -> None:
                 async with engine.begin() as conn:

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 import crudkit
@@ -26,6 +25,7 @@ from crudkit.contrib.auth.testing import create_user, login
 from crudkit.db import Model
 from crudkit.testing import client_for
 from tests.cli_support import EXAMPLE_APPS, Cli, example_settings, fresh_database
+from tests.conftest import engine_for
 from tests.models import Colour, Gadget
 
 EXAMPLE_TABLES = [
@@ -78,7 +78,7 @@ async def _use_the_api(url: str) -> None:
             headers=headers,
         )
         assert order.status_code == 201, order.text
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = engine_for(url, poolclass=NullPool)
     async with engine.begin() as conn:
         await conn.exec_driver_sql("INSERT INTO auth_group (name) VALUES ('editors')")
         await conn.exec_driver_sql(
@@ -293,7 +293,7 @@ def _gadget_tables() -> list[Any]:
 
 
 async def _create_gadgets(url: str, rows: list[dict[str, Any]]) -> None:
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = engine_for(url, poolclass=NullPool)
     async with engine.begin() as conn:
         await conn.run_sync(Model.metadata.create_all, tables=_gadget_tables())
         for row in rows:
@@ -302,7 +302,7 @@ async def _create_gadgets(url: str, rows: list[dict[str, Any]]) -> None:
 
 
 async def _gadgets(url: str) -> list[Any]:
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = engine_for(url, poolclass=NullPool)
     async with engine.connect() as conn:
         rows = list(await conn.execute(select(Gadget.__table__).order_by(Gadget.id)))
     await engine.dispose()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.cli_support import EXAMPLE, PG_URL, TEST_SECRET, fresh_database, manage
+from tests.conftest import DATABASE_ENV
 from tests.test_throttle import REDIS_URL
 
 pytestmark = pytest.mark.postgres
@@ -49,6 +50,7 @@ def deployment(tmp_path: Path, backend: str) -> Iterator[tuple[str, str, dict[st
     with fresh_database(tmp_path, backend) as database_url:
         env = {
             "PATH": os.environ["PATH"],
+            **DATABASE_ENV,
             "CRUDKIT_SETTINGS_MODULE": "settings",
             "CRUDKIT_DEBUG": "false",
             "CRUDKIT_ALLOWED_HOSTS": "127.0.0.1",

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.cli_support import EXAMPLE, TEST_SECRET, fresh_database, manage
+from tests.conftest import DATABASE_ENV
 from tests.test_deploy import free_port, wait_until_up
 
 ATTEMPTS = 5
@@ -62,6 +63,7 @@ def test_forwarded_for_is_believed_only_from_listed_proxies(tmp_path: Path, back
     with fresh_database(tmp_path, backend) as database_url:
         env = {
             "PATH": os.environ["PATH"],
+            **DATABASE_ENV,
             "CRUDKIT_SETTINGS_MODULE": "settings",
             "CRUDKIT_DEBUG": "false",
             "CRUDKIT_SECRET_KEY": TEST_SECRET,

@@ -20,6 +20,7 @@ class AuthConfig(AppConfig):
         from crudkit.contrib.auth.hashing import configure as configure_hashing
         from crudkit.contrib.auth.permissions_sync import create_permissions
         from crudkit.contrib.auth.routes import registration, router
+        from crudkit.counters import StoreUnavailable
 
         check_passlib()
         apps = self.apps
@@ -43,8 +44,13 @@ class AuthConfig(AppConfig):
             app.state.auth = services
             apps.on_shutdown(services.close)
 
-        async def redis_answers(app: FastAPI) -> None:
-            await app.state.auth.throttle.store.ping()
+        async def redis_answers(app: FastAPI) -> str:
+            # Down, Redis degrades the app rather than stopping it: report, stay ready.
+            try:
+                await app.state.auth.counters.ping()
+            except StoreUnavailable:
+                return "unavailable (login throttling falls back to each worker's memory)"
+            return "ok"
 
         apps.on_app(install)
         if settings.redis_url:

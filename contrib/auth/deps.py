@@ -14,23 +14,27 @@ from fastapi import Depends, Request
 from crudkit.authentication import UserLike, get_user
 from crudkit.conf import Settings
 from crudkit.contrib.auth.hashing import PasswordHasher
-from crudkit.contrib.auth.throttle import LoginThrottle, make_throttle
+from crudkit.contrib.auth.throttle import LoginThrottle
 from crudkit.contrib.auth.tokens import TokenCodec
 from crudkit.contrib.auth.users import AuthUser, load_user
+from crudkit.counters import CounterStore, counter_store
 from crudkit.db import Database
 from crudkit.exceptions import NotAuthenticated
 
 
 @dataclass
 class AuthServices:
-    """Per-app token codec, login throttle and password hasher, at `app.state.auth`."""
+    """Per-app token codec, login throttle, password hasher and the counters (Redis,
+    falling back to memory) limits count with, at `app.state.auth`."""
 
     tokens: TokenCodec
     throttle: LoginThrottle
     hasher: PasswordHasher
+    counters: CounterStore
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthServices:
+        counters = counter_store(settings.redis_url)
         return cls(
             tokens=TokenCodec(
                 settings.secret_key,
@@ -38,14 +42,15 @@ class AuthServices:
                 access_ttl=settings.access_token_ttl,
                 refresh_ttl=settings.refresh_token_ttl,
             ),
-            throttle=make_throttle(
-                settings.redis_url, attempts=settings.login_attempts, window=settings.login_window
+            throttle=LoginThrottle(
+                counters, attempts=settings.login_attempts, window=settings.login_window
             ),
             hasher=PasswordHasher(settings.password_hash_concurrency),
+            counters=counters,
         )
 
     async def close(self) -> None:
-        await self.throttle.store.close()
+        await self.counters.close()
 
 
 def get_services(request: Request) -> AuthServices:

@@ -11,6 +11,9 @@ The app is built once in the command's own process before uvicorn starts: a proj
 whose app cannot be built (a missing driver, a resource that does not fit its model)
 stops with that error, instead of workers that crash and are restarted in a loop.
 
+SIGTERM stops a server gracefully: it stops accepting connections, lets the requests
+in flight finish (up to setting `shutdown_timeout`), closes its pools and exits 0.
+
 `X-Forwarded-For` and `X-Forwarded-Proto` are believed only from the addresses in
 setting `forwarded_allow_ips`: uvicorn would otherwise believe them from
 127.0.0.1, so anything on the same host could pick the client address that
@@ -20,8 +23,10 @@ login throttling counts by.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -60,6 +65,9 @@ def runserver(project: Project, host: str, port: int, reload: bool, workers: int
     create_app(settings, apps=project.apps)
     if project.settings_module:
         os.environ["CRUDKIT_SETTINGS_MODULE"] = project.settings_module
+    # uvicorn raises the SIGTERM it drained for again, for the handler it found: a stop
+    # that was asked for exits 0 (as the `--workers` supervisor does), not "killed".
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -69,9 +77,15 @@ def runserver(project: Project, host: str, port: int, reload: bool, workers: int
         reload_dirs=[str(_project_dir(project))] if reload else None,
         workers=workers,
         access_log=False,  # crudkit logs one structured line per request itself
-        timeout_graceful_shutdown=30,  # in-flight requests finish on SIGTERM
+        # On SIGTERM: stop accepting, let the requests in flight finish, then dispose of
+        # the pools (the app's lifespan).
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         **proxy_options(settings.forwarded_allow_ips),
     )
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def proxy_options(forwarded_allow_ips: list[str]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ import os
 import secrets
 from argparse import Namespace
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -54,14 +54,14 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, RevisionStep
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, Table, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from crudkit.apps import Apps
 from crudkit.conf import Settings
-from crudkit.db import Model
+from crudkit.db import Model, connect_args
 from crudkit.exceptions import CrudkitError
 from crudkit.migrator.autogenerate import DESTRUCTIVE, describe, diff_kind, slug, suggest_name
 from crudkit.migrator.engines import command_engine, set_sqlite_foreign_keys
@@ -442,14 +442,31 @@ async def run_sync(engine: AsyncEngine, fn: Callable[[Connection], T], *, lock: 
     runs one such call at a time (an advisory lock), so machines that all run
     `migrate` as they deploy take turns instead of racing.
     """
+    async with AsyncExitStack() as stack:
+        if lock and engine.dialect.name == "postgresql":
+            await stack.enter_async_context(_migrate_lock(engine))
+        return await _run_sync(engine, fn)
+
+
+@asynccontextmanager
+async def _migrate_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Hold the migration lock until the block ends.
+
+    The lock belongs to a transaction kept open on a connection of its own, not to a
+    session: behind a transaction pooler (PgBouncer) a session lock would stay with a
+    server connection that other clients get, and could not be released. The open
+    transaction pins one server connection until it ends, and ends with the process.
+    """
+    async with engine.connect() as conn, conn.begin():
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK_KEY})
+        yield
+
+
+async def _run_sync(engine: AsyncEngine, fn: Callable[[Connection], T]) -> T:
     async with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
-        lock = lock and conn.dialect.name == "postgresql"
         if sqlite:
             await set_sqlite_foreign_keys(conn, on=False)
-        if lock:
-            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATE_LOCK_KEY})
-            await conn.commit()
         try:
             result = await conn.run_sync(fn)
             await conn.commit()
@@ -469,11 +486,6 @@ async def run_sync(engine: AsyncEngine, fn: Callable[[Connection], T], *, lock: 
         finally:
             if sqlite:
                 await set_sqlite_foreign_keys(conn, on=True)
-            if lock:
-                await conn.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATE_LOCK_KEY}
-                )
-                await conn.commit()
         return result
 
 
@@ -495,9 +507,7 @@ async def scratch_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
         return
     name = f"{(url.database or 'crudkit')[:40]}_scratch_{secrets.token_hex(4)}"
     try:
-        await _execute_autocommit(
-            url.render_as_string(hide_password=False), f'CREATE DATABASE "{name}"'
-        )
+        await _execute_autocommit(settings, url, f'CREATE DATABASE "{name}"')
     except DBAPIError as exc:
         reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
         raise MigrationError(
@@ -505,19 +515,23 @@ async def scratch_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
             f"the user of CRUDKIT_DATABASE_URL needs the CREATEDB privilege"
         ) from exc
     scratch_url = url.set(database=name).render_as_string(hide_password=False)
-    engine = create_async_engine(scratch_url, poolclass=NullPool)
+    engine = create_async_engine(
+        scratch_url, poolclass=NullPool, connect_args=connect_args(settings, url)
+    )
     try:
         yield engine
     finally:
         await engine.dispose()
-        await _execute_autocommit(
-            url.render_as_string(hide_password=False),
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-        )
+        await _execute_autocommit(settings, url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def _execute_autocommit(url: str, statement: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+async def _execute_autocommit(settings: Settings, url: URL, statement: str) -> None:
+    engine = create_async_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        poolclass=NullPool,
+        connect_args=connect_args(settings, url),
+    )
     try:
         async with engine.connect() as conn:
             await conn.execute(text(statement))
