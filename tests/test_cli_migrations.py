@@ -34,6 +34,7 @@ def test_migrate_from_empty_to_head(cli: Cli) -> None:
     assert before.stdout == (
         "auth\n [ ] 0001_initial\n [ ] 0002_username_case_insensitive\n"
         "admin\n [ ] 0001_initial\nshop\n [ ] 0001_initial\n [ ] 0002_tags_and_order_status\n"
+        " [ ] 0003_product_list_indexes\n"
     )
 
     result = cli("migrate")
@@ -47,6 +48,7 @@ def test_migrate_from_empty_to_head(cli: Cli) -> None:
         "  Applying auth.0002_username_case_insensitive... OK\n"
         "  Applying shop.0001_initial... OK\n"
         "  Applying shop.0002_tags_and_order_status... OK\n"
+        "  Applying shop.0003_product_list_indexes... OK\n"
         "  Applying admin.0001_initial... OK\n"
     )
     assert {"auth_user", "auth_permission", "shop_product", "shop_order", "shop_tag"} <= tables(cli)
@@ -54,6 +56,7 @@ def test_migrate_from_empty_to_head(cli: Cli) -> None:
     assert after.stdout == (
         "auth\n [X] 0001_initial\n [X] 0002_username_case_insensitive\n"
         "admin\n [X] 0001_initial\nshop\n [X] 0001_initial\n [X] 0002_tags_and_order_status\n"
+        " [X] 0003_product_list_indexes\n"
     )
 
 
@@ -81,7 +84,7 @@ def test_unapply_an_app_and_migrate_it_back(cli: Cli) -> None:
     assert "shop_product" not in tables(cli)
     assert "auth_user" in tables(cli)
     assert cli("showmigrations").stdout.endswith(
-        "shop\n [ ] 0001_initial\n [ ] 0002_tags_and_order_status\n"
+        "shop\n [ ] 0001_initial\n [ ] 0002_tags_and_order_status\n [ ] 0003_product_list_indexes\n"
     )
     assert "No migrations to apply." in cli("migrate", "shop", "zero").stdout
 
@@ -169,7 +172,7 @@ def test_check_warns_about_debug(tmp_path: Path) -> None:
         (
             ["migrate", "shop", "0042"],
             "Error: app 'shop' has no migration '0042' "
-            "(it has: 0001_initial, 0002_tags_and_order_status)\n",
+            "(it has: 0001_initial, 0002_tags_and_order_status, 0003_product_list_indexes)\n",
         ),
         (
             ["makemigrations", "nope"],

@@ -2,8 +2,8 @@
 versions the suite runs on).
 
 sqladmin documents `ModelView`'s options and hooks; what a view computes from
-them (`_form_prop_names`, `_list_prop_names`, `_column_labels`,
-`_form_ajax_refs`), how a save hands its response back to the edit page
+them (`_form_prop_names`, `_list_prop_names`, `_list_relations`,
+`_column_labels`, `_form_ajax_refs`), how a save hands its response back to the edit page
 (`_queries.Query._store_after_change_response`) and how it names the routes of
 `@action` endpoints are its own business. crudkit needs them, so they are read
 and written here and nowhere else.
@@ -29,6 +29,11 @@ def form_prop_names(view: ModelView) -> list[str]:
 def list_prop_names(view: ModelView) -> list[str]:
     """The properties in the view's list, as sqladmin resolved `column_list`."""
     return list(view._list_prop_names)
+
+
+def list_relations(view: ModelView) -> list[Any]:
+    """The relationships the view's list loads with each page (`selectinload`)."""
+    return list(view._list_relations)
 
 
 def column_labels(view: ModelView) -> dict[Any, str]:

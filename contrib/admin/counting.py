@@ -89,3 +89,21 @@ async def count_rows(session: AsyncSession, stmt: Select[Any], limit: int = DEFA
     if estimate is not None and estimate > limit:
         return ApproximateCount(estimate, f"about {estimate:,}")
     return ApproximateCount(limit + 1, f"more than {limit:,}")
+
+
+async def count_from(
+    session: AsyncSession, listed: Select[Any], start: Any, shown_before: int, limit: int
+) -> int:
+    """The rows of a list paged by key (`keyset.py`): `shown_before` rows, then those of
+    `listed` from `start` (a condition: the first row shown and those after it),
+    counted up to `limit`; above it, as `count_rows` says."""
+    listed = listed.order_by(None)
+    capped = select(func.count()).select_from(listed.where(start).limit(limit + 1).subquery())
+    counted = int((await session.execute(capped)).scalar_one())
+    if counted <= limit:
+        return shown_before + counted
+    total = shown_before + limit
+    estimate = await table_estimate(session, listed)
+    if estimate is not None and estimate > total:
+        return ApproximateCount(estimate, f"about {estimate:,}")
+    return ApproximateCount(total + 1, f"more than {total:,}")

@@ -116,7 +116,7 @@ async def link_names(
         keys = {loader.parse(key): key for key in recorded}
         keys.pop(None, None)
         found = await loader.visible(request, keys) if keys else {}
-        names[field] = {keys[key]: str(row) for key, row in found.items()}
+        names[field] = {keys[key]: loader.label(row) for key, row in found.items()}
     return names
 
 

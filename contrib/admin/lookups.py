@@ -15,7 +15,10 @@ most `LOOKUP_LIMIT` rows back, so a large table is never loaded whole.
   model in its list sees only those in another form's select too;
 - a value chosen on save is checked against the same scope (`visible`), so a
   crafted POST cannot link to a row its sender may not read;
-- a current value its viewer may not read is shown by its id alone.
+- a current value its viewer may not read is shown by its id alone;
+- rows are named by `str(row)` without their SQL computed fields
+  (`column_property` subqueries), which would cost a query each, over the whole
+  table, per row named: a target's `__str__` that reads one is shown by its key.
 
 sqladmin's lookup endpoint already checks that the user may create or edit
 rows of the form's own model; the loader adds the target's check, and refuses
@@ -30,7 +33,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 from sqladmin.ajax import QueryAjaxModelLoader
 from sqlalchemy import Select, false, or_, select
-from sqlalchemy.orm import RelationshipDirection
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.orm import ColumnProperty, RelationshipDirection, defer
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -62,6 +66,12 @@ class ResourceLoader(QueryAjaxModelLoader):
         self._search = FilterSet(target.queryable, [], list(target.search_fields), [])
         ordering = [(field.lstrip("-"), field.startswith("-")) for field in target.default_ordering]
         self._order = [*order_by_clauses(target.queryable, ordering), target.pk]
+        computed = target.mapper.column_attrs
+        self._deferred = [
+            defer(getattr(target.model, prop.key), raiseload=True)
+            for prop in computed
+            if isinstance(prop, ColumnProperty) and prop.key in target.sql_computed
+        ]
 
     def parse(self, raw: Any) -> Any:
         """The primary key value `raw` (form text) stands for, or None if it is not one."""
@@ -69,6 +79,17 @@ class ResourceLoader(QueryAjaxModelLoader):
             return self._pk.validate_python(raw.strip() if isinstance(raw, str) else raw)
         except ValidationError:
             return None
+
+    def _select(self) -> Select[Any]:
+        """The target's rows, without their SQL computed fields."""
+        return select(self.model).options(*self._deferred)
+
+    def label(self, model: Any) -> str:
+        """How a row is named: `str(model)`, or by its key when that needs a deferred field."""
+        try:
+            return str(model)
+        except InvalidRequestError:
+            return f"{self.target.name} #{getattr(model, self.target.pk_info.key)}"
 
     def _scoped(self, request: Request, stmt: Select[Any]) -> Select[Any] | None:
         """`stmt` narrowed to the target rows the user may read; None if they may read none."""
@@ -92,7 +113,7 @@ class ResourceLoader(QueryAjaxModelLoader):
             matches.append(found)
         if (key := self.parse(term)) is not None:
             matches.append(self.target.pk == key)
-        stmt = self._scoped(request, select(self.model).where(or_(false(), *matches)))
+        stmt = self._scoped(request, self._select().where(or_(false(), *matches)))
         if stmt is None:
             raise HTTPException(403, f"You may not view {self.target.name_plural}.")
         if not matches:
@@ -104,7 +125,7 @@ class ResourceLoader(QueryAjaxModelLoader):
     async def visible(self, request: Request, keys: Iterable[Any]) -> dict[Any, Any]:
         """The rows among `keys` the user may read, by key (none without the permission)."""
         wanted = {key for key in keys if key is not None}
-        stmt = self._scoped(request, select(self.model).where(self.target.pk.in_(wanted)))
+        stmt = self._scoped(request, self._select().where(self.target.pk.in_(wanted)))
         if not wanted or stmt is None:
             return {}
         async with self.view.session_maker() as session:
@@ -117,7 +138,7 @@ class ResourceLoader(QueryAjaxModelLoader):
         if not isinstance(model, self.model):
             # A bare key (a form's current value): the widget then asks format_by_pk.
             raise TypeError(f"{model!r} is not a {self.model.__name__}")
-        return {"id": str(getattr(model, self.target.pk_info.key)), "text": str(model)}
+        return {"id": str(getattr(model, self.target.pk_info.key)), "text": self.label(model)}
 
     async def format_by_pk(self, pk: Any) -> dict[str, Any]:
         key = self.parse(pk)

@@ -12,7 +12,8 @@ validation, so the admin cannot write what the API would refuse.
 Foreign keys are edited as searchable selects scoped by the target's read
 policy (`lookups.py`); saves run in one transaction with their history and a
 version check (`writes.py`); list pages count large tables approximately
-(`counting.py`); each row has a History page.
+(`counting.py`) and page deep into them by key (`keyset.py`); each row has a
+History page.
 
 `view_for(resource, base=MyView)` builds the view on another base class;
 `crudkit.contrib.admin.users` does so for the user model.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import builtins
 import types
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlencode
 
@@ -45,13 +47,16 @@ from crudkit.contrib.admin._sqladmin import (
     column_labels,
     form_prop_names,
     list_prop_names,
+    list_relations,
     set_ajax_lookups,
 )
 from crudkit.contrib.admin.actions import refuse_on_row
 from crudkit.contrib.admin.context import current_request
 from crudkit.contrib.admin.counting import (
     DEFAULT_LIMIT,
+    PAGES_AHEAD,
     ApproximateCount,
+    count_from,
     count_limit,
     count_rows,
     counted_select,
@@ -62,6 +67,16 @@ from crudkit.contrib.admin.errors import (
 from crudkit.contrib.admin.exports import ExportRow
 from crudkit.contrib.admin.filters import EXACT, ForeignKeyFilter
 from crudkit.contrib.admin.forms import VERSION_FIELD, AdminForm
+from crudkit.contrib.admin.keyset import (
+    AFTER,
+    BEFORE,
+    DEFAULT_KEYSET_FROM,
+    SEEK_PARAMS,
+    SortKey,
+    decode,
+    encode,
+    sort_key,
+)
 from crudkit.contrib.admin.lookups import ResourceLoader, loaders_for
 from crudkit.contrib.admin.options import capfirst, view_attributes
 from crudkit.contrib.admin.permissions import AdminPolicy
@@ -72,7 +87,7 @@ from crudkit.permissions import Action
 from crudkit.resources import Resource
 
 HISTORY_TEMPLATE = "crudkit_admin/object_history.html"
-LIST_ONLY_PARAMS = frozenset({"page", "pageSize"})
+LIST_ONLY_PARAMS = frozenset({*SEEK_PARAMS, "pageSize"})
 """List query parameters an export ignores: it writes every matching row."""
 HISTORY_LIMIT = 200
 """Entries shown on a row's History page, newest first."""
@@ -85,18 +100,48 @@ class LastPage(int):
         return f"Last ({int(self)})"
 
 
+@dataclass
 class ListPagination(Pagination):
-    """sqladmin's page links, and a link to the last page when the count is exact
-    (an `ApproximateCount` has no last page to link to)."""
+    """sqladmin's page links, with a link to the last page when the count is exact
+    (an `ApproximateCount` has no last page to link to), and keyed links (`keyset.py`)
+    to the pages past `keyset_from` rows."""
+
+    keyset_from: int = DEFAULT_KEYSET_FROM
+    first_key: str | None = None
+    """The key of the first row shown, for the previous page; None to page by number."""
+    last_key: str | None = None
+    """The key of the last row shown, for the next page."""
 
     def add_pagination_urls(self, base_url: URL) -> None:
+        base_url = base_url.remove_query_params([AFTER, BEFORE])
         super().add_pagination_urls(base_url)
+        if self.last_key is not None:
+            self._key_links(base_url)
         if isinstance(self.count, ApproximateCount):
             return
         last = self.max_page(self.count, self.page_size)
         if all(control.number < last for control in self.page_controls):
             url = str(base_url.include_query_params(page=last))
             self.page_controls.append(PageControl(number=LastPage(last), url=url))
+
+    def _key_links(self, base_url: URL) -> None:
+        """Past `keyset_from` rows, the next and previous pages by key, and no numbered
+        link that would skip as far."""
+        kept = []
+        for control in self.page_controls:
+            deep = (control.number - 1) * self.page_size >= self.keyset_from
+            if deep and control.number == self.page + 1:
+                control.url = str(
+                    base_url.include_query_params(page=control.number, after=self.last_key)
+                )
+            elif deep and control.number == self.page - 1 and self.first_key is not None:
+                control.url = str(
+                    base_url.include_query_params(page=control.number, before=self.first_key)
+                )
+            elif deep and control.number != self.page:
+                continue
+            kept.append(control)
+        self.page_controls = kept
 
 
 class ResourceView(ModelView):
@@ -110,6 +155,8 @@ class ResourceView(ModelView):
     """The project's apps, told about every write (set when the view is added)."""
     exact_count_limit: ClassVar[int] = DEFAULT_LIMIT
     """List pages count rows exactly up to this many, approximately above."""
+    keyset_from: ClassVar[int] = DEFAULT_KEYSET_FROM
+    """The list's next and previous links page by key past this many rows (`keyset.py`)."""
     admin_actions: ClassVar[tuple[str, ...]] = ()
     """The resource's `@crudkit.action(admin=True)` methods, by name (see `actions.py`)."""
     admin_action_items: ClassVar[tuple[ResourceAction, ...]] = ()
@@ -188,12 +235,81 @@ class ResourceView(ModelView):
     # Queries, narrowed to the rows the user may see.
 
     async def list(self, request: Request) -> Pagination:
-        found = await super().list(request)
+        key = self.list_sort_key(request)
+        params = request.query_params
+        seek = None
+        if key is not None and (params.get(AFTER) or params.get(BEFORE)):
+            raw, after = (params[AFTER], True) if params.get(AFTER) else (params[BEFORE], False)
+            values = decode(key, raw, params)
+            seek = None if values is None else (values, after)
+        if key is None or seek is None:
+            found = await super().list(request)
+        else:
+            found = await self._keyed_page(request, key, *seek)
         await self._name_references(request, found.rows)
         await self._name_filter_choices(request)
-        return ListPagination(
-            rows=found.rows, page=found.page, page_size=found.page_size, count=found.count
+        pagination = ListPagination(
+            rows=found.rows,
+            page=found.page,
+            page_size=found.page_size,
+            count=found.count,
+            keyset_from=self.keyset_from,
         )
+        if key is not None and found.rows:
+            pagination.first_key = encode(key, key.of(found.rows[0]), params)
+            pagination.last_key = encode(key, key.of(found.rows[-1]), params)
+        return pagination
+
+    def list_sort(self, request: Request) -> builtins.list[tuple[str, bool]]:
+        """The fields the list in `request` is sorted on (name, descending), as sqladmin
+        sorts it, before the primary key."""
+        sort_by = request.query_params.get("sortBy")
+        if sort_by:
+            return [(sort_by, request.query_params.get("sort", "asc") == "desc")]
+        default: Any = self.column_default_sort
+        if isinstance(default, tuple):
+            default = [default]
+        elif isinstance(default, str):
+            default = [(default, False)]
+        return list(default) or [(self.resource.pk_info.key, False)]
+
+    def list_sort_key(self, request: Request) -> SortKey | None:
+        """The key the list in `request` pages by past `keyset_from` rows, if it has one."""
+        sort_by = request.query_params.get("sortBy")
+        if sort_by and sort_by not in self.resource.ordering_fields:
+            return None  # sqladmin refuses it
+        return sort_key(self.resource, self.list_sort(request))
+
+    async def _keyed_page(
+        self, request: Request, key: SortKey, values: builtins.list[Any], after: bool
+    ) -> Pagination:
+        """The page after (or before) the row whose key is `values` (`keyset.py`)."""
+        params = request.query_params
+        page = self.validate_page_number(params.get("page"), 1)
+        size = self.validate_page_number(params.get("pageSize"), self.page_size)
+        size = min(size, max(self.page_size_options))
+        stmt = await self.filter_query(self.list_query(request), request)
+        search = params.get("search")
+        if search:
+            stmt = self.search_query(stmt, search)
+        page_stmt = (
+            stmt.where(key.condition(values, after=after))
+            .order_by(*key.order(reverse=not after))
+            .limit(size)
+            .options(*(selectinload(relation) for relation in list_relations(self)))
+        )
+        rows = list(await self._run_query(page_stmt))
+        if not after:
+            rows.reverse()
+        shown_before = (page - 1) * size
+        limit = PAGES_AHEAD * size
+        async with self.session_maker() as session:
+            if rows:
+                start = key.condition(key.of(rows[0]), after=True, inclusive=True)
+                count = await count_from(session, stmt, start, shown_before, limit)
+            else:
+                count = shown_before
+        return Pagination(rows=rows, page=page, page_size=size, count=count)
 
     async def _name_references(self, request: Request, rows: Sequence[Any]) -> None:
         """Name the rows the foreign keys of `rows` refer to, for `foreign_key_link`: one
@@ -201,7 +317,7 @@ class ResourceView(ModelView):
         names: dict[str, dict[Any, str]] = {}
         for key, loader in self.references.items():
             found = await loader.visible(request, {getattr(row, key) for row in rows})
-            names[key] = {pk: str(row) for pk, row in found.items()}
+            names[key] = {pk: loader.label(row) for pk, row in found.items()}
         request.state.crudkit_references = names
 
     async def get_model_objects(
@@ -214,7 +330,7 @@ class ResourceView(ModelView):
         if search:
             stmt = self.search_query(stmt, search)
         stmt = self.sort_query(stmt, request).options(
-            *(selectinload(relation) for relation in self._list_relations)
+            *(selectinload(relation) for relation in list_relations(self))
         )
         if limit:
             stmt = stmt.limit(limit)
@@ -296,8 +412,11 @@ class ResourceView(ModelView):
         return stmt if condition is None else stmt.where(condition)
 
     def sort_query(self, stmt: Select[Any], request: Request) -> Select[Any]:
-        # The primary key breaks ties, so pages never repeat or skip rows.
-        return super().sort_query(stmt, request).order_by(self.resource.pk)
+        # The primary key breaks ties, so pages never repeat or skip rows; in the direction
+        # of the last sort field, so one index on (field, key) serves either direction.
+        descending = self.list_sort(request)[-1][1]
+        pk = self.resource.pk
+        return super().sort_query(stmt, request).order_by(pk.desc() if descending else pk)
 
     def form_details_query(self, request: Request) -> Select[Any]:
         # Details, and the row sqladmin checks before an edit or a delete.

@@ -50,8 +50,11 @@ class Product(crudkit.Model):
     __tablename__ = "shop_product"
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_non_negative"),
-        # Lists filter and order by price, with the primary key as the final tiebreak.
+        # Lists filter and order by price, name and creation time, with the primary key as
+        # the final tiebreak: each order is one index scan, whatever the table's size.
         Index("ix_shop_product_price_id", "price", "id"),
+        Index("ix_shop_product_name_id", "name", "id"),
+        Index("ix_shop_product_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
