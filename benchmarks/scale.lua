@@ -10,11 +10,22 @@ for token, first, last in string.gmatch(os.getenv("SCALE_USERS") or "", "([^:;]+
 end
 local id_max = tonumber(os.getenv("SCALE_ID_MAX") or "1")
 
+-- SCALE_LOGIN "user1,user2,...:password": 1 request in 101 logs one of them in (a
+-- password hash each; parallel attempts on one name are throttled, so they are spread)
+local login = os.getenv("SCALE_LOGIN")
+local login_names, login_password = {}, nil
+if login then
+  local names
+  names, login_password = string.match(login, "([^:]+):(.+)")
+  for name in string.gmatch(names, "[^,]+") do login_names[#login_names + 1] = name end
+end
+
 -- name, weight: 70% reads, 30% writes
 local operations = {
   { "retrieve", 25 }, { "retrieve-token", 15 }, { "list", 15 }, { "list-filtered", 15 },
   { "create", 15 }, { "patch", 15 },
 }
+if login then operations[#operations + 1] = { "login", 1 } end
 local total_weight = 0
 for _, op in ipairs(operations) do total_weight = total_weight + op[2] end
 
@@ -59,6 +70,11 @@ request = function()
     local path = "/api/v1/products?limit=50&ordering=-price&price__gte=" .. math.random(1, 900)
       .. "&category_id=" .. math.random(1, 20)
     return wrk.format("GET", path, auth)
+  elseif op == "login" then
+    local username = login_names[math.random(1, #login_names)]
+    local form = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+    return wrk.format("POST", "/api/v1/auth/token", form,
+      "username=" .. username .. "&password=" .. login_password)
   elseif op == "create" then
     local body = string.format(
       '{"name": "Load %d", "price": "%s", "category_id": %d}',

@@ -6,8 +6,8 @@
 Seeds `crudkit_scale` (10,000 products, owned by eight users), serves it with
 `gunicorn crudkit.app:create_app() --workers 2` as docs/deploy.md does, and drives
 it with wrk: 64 keep-alive connections of mixed traffic (70% reads, anonymous
-and authenticated; 30% creates and PATCHes of the caller's own rows; see
-`scale.lua`). Then it checks what must hold across workers:
+and authenticated; 30% creates and PATCHes of the caller's own rows; 1% logins;
+see `scale.lua`). Then it checks what must hold across workers:
 
 - no request failed (any status other than 200/201, or a socket error, fails the run);
 - every create left exactly one row and one history entry (nothing lost, nothing half-written);
@@ -17,6 +17,18 @@ and authenticated; 30% creates and PATCHes of the caller's own rows; see
 Each check request carries its own X-Request-ID; the JSON access log names the
 worker (`pid`) that served it, so the run shows both workers took part.
 Exit status 1 when anything does not hold. Not part of the test suite.
+
+The topology of docs/deploy.md, with `--pgbouncer --replica`: the workers reach
+PostgreSQL through a PgBouncer in transaction pooling mode (`scripts/pgbouncer.sh`,
+on port 6433) and read lists and retrieves from a streaming replica
+(`scripts/replica.sh`, on port 5433). The run then also reports PgBouncer's waits
+(clients waiting for a server connection) and how many statements the replica
+served; `--stop-replica-after N` stops the replica N seconds into the load (reads
+must fall back to the primary without an error) and starts it again afterwards.
+
+    .venv/bin/python -m benchmarks.scale --workers 4 --seconds 120 --pgbouncer --replica
+    .venv/bin/python -m benchmarks.scale --workers 4 --seconds 120 --pgbouncer --replica \
+        --stop-replica-after 60
 """
 
 from __future__ import annotations
@@ -26,14 +38,16 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +72,8 @@ USERS = 8
 PORT = 8110
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 LOGIN_ATTEMPTS = 5  # crudkit's default `login_attempts`
+PGBOUNCER_PORT = 6433  # beside the test suite's 6432
+REPLICA_PORT = 5433  # scripts/replica.sh's default
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,87 @@ def gunicorn(env: dict[str, str], workers: int, log: Path) -> Iterator[tuple[str
         server.wait(timeout=60)
 
 
+@contextmanager
+def pgbouncer() -> Iterator[int]:
+    """A PgBouncer in transaction pooling mode in front of the local PostgreSQL."""
+    script = ROOT / "scripts" / "pgbouncer.sh"
+    # A directory of its own: run as root, the script hands it to `postgres`.
+    workdir = tempfile.mkdtemp(prefix="crudkit-scale-pgbouncer-")
+    subprocess.run(["bash", str(script), "start", workdir, str(PGBOUNCER_PORT)], check=True)
+    try:
+        yield PGBOUNCER_PORT
+    finally:
+        subprocess.run(["bash", str(script), "stop", workdir], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def replica(command: str) -> None:
+    script = ROOT / "scripts" / "replica.sh"
+    subprocess.run(["bash", str(script), command], check=True, stdout=subprocess.DEVNULL)
+
+
+def psql(port: int, database: str, query: str) -> list[list[str]]:
+    """Rows of `query`, run with psql (PgBouncer's console speaks only the simple protocol)."""
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-XAtF", "\t",
+         "-d", database, "-c", query],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+def replica_statements() -> int:
+    """Transactions the replica has served in the bench database (each read is one)."""
+    rows = psql(
+        REPLICA_PORT,
+        "postgres",
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+        f" WHERE datname = '{DATASET.name}'",
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+class BouncerWaits:
+    """Samples PgBouncer's pool of the bench database once a second during the load."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.most_waiting = 0
+        self.longest_wait_ms = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> BouncerWaits:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                pools = psql(self.port, "pgbouncer", "SHOW POOLS")
+            except subprocess.CalledProcessError:
+                continue  # down for a moment: the load's own errors tell
+            for row in pools:
+                # database, user, cl_active, cl_waiting, ..., maxwait, maxwait_us, pool_mode
+                if row[0] == DATASET.name:
+                    self.most_waiting = max(self.most_waiting, int(row[3]))
+                    wait_ms = int(row[-3]) * 1000 + int(row[-2]) / 1000
+                    self.longest_wait_ms = max(self.longest_wait_ms, wait_ms)
+
+    def totals(self) -> tuple[int, float, float]:
+        """Transactions, and the average and total time clients waited (ms), since start."""
+        for row in psql(self.port, "pgbouncer", "SHOW STATS"):
+            if row[0] == DATASET.name:
+                # database, total_xact_count, total_query_count, ..., total_wait_time, ...
+                xacts, wait_us = int(row[1]), int(row[7])
+                return xacts, wait_us / max(xacts, 1) / 1000, wait_us / 1000
+        return 0, 0.0, 0.0
+
+
 def login(url: str, username: str) -> str:
     response = httpx.post(
         f"{url}/api/v1/auth/token", data={"username": username, "password": BENCH_PASSWORD}
@@ -204,19 +301,25 @@ def run_wrk(
         **os.environ,
         "SCALE_USERS": ";".join(f"{token}:{first}:{last}" for token, first, last in tokens),
         "SCALE_ID_MAX": str(DATASET.rows),
+        "SCALE_LOGIN": f"{','.join(name for name, _, _ in owners)}:{BENCH_PASSWORD}",
     }
     command = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
         "-s", str(LUA_SCRIPT), url,
     ]  # fmt: skip
     workers, postgres = children(master), postgres_pids()
-    workers_ticks, postgres_ticks = process_ticks(workers), process_ticks(postgres)
+    workers_ticks = process_ticks(workers)
+    postgres_ticks = {pid: process_ticks([pid]) for pid in postgres}
     busy_ticks, wrk_seconds = machine_busy_ticks(), _children_cpu_seconds()
     started = time.monotonic()
     wrk = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
     workers_cores = (process_ticks(workers) - workers_ticks) / TICKS / elapsed
-    postgres_cores = (process_ticks(postgres_pids()) - postgres_ticks) / TICKS / elapsed
+    # Servers that stopped meanwhile (a replica) are left out; new backends start at zero.
+    postgres_used = sum(
+        process_ticks([pid]) - postgres_ticks.get(pid, 0) for pid in postgres_pids()
+    )
+    postgres_cores = postgres_used / TICKS / elapsed
     wrk_cores = (_children_cpu_seconds() - wrk_seconds) / elapsed
     busy_cores = (machine_busy_ticks() - busy_ticks) / TICKS / elapsed
     share = CpuShare(
@@ -367,24 +470,61 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--pgbouncer", action="store_true", help="through PgBouncer")
+    parser.add_argument("--replica", action="store_true", help="reads on a streaming replica")
+    parser.add_argument(
+        "--stop-replica-after", type=int, metavar="SECONDS", help="stop the replica mid-run"
+    )
     args = parser.parse_args()
+    if args.stop_replica_after is not None and not args.replica:
+        parser.error("--stop-replica-after needs --replica")
 
     asyncio.run(ensure_seeded(DATASET))
     owners = asyncio.run(prepare_users())
-    env = app_env(DATASET.sqlalchemy_url(), DATASET.dsn(), owner_id=0)
-    env["CRUDKIT_REDIS_URL"] = REDIS_URL
-    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE_PROJECT), str(ROOT)])
-    with tempfile.TemporaryDirectory(prefix="crudkit-scale-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="crudkit-scale-") as tmp, ExitStack() as stack:
+        database_url = DATASET.sqlalchemy_url()
+        env = app_env(database_url, DATASET.dsn(), owner_id=0)
+        env["CRUDKIT_REDIS_URL"] = REDIS_URL
+        env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE_PROJECT), str(ROOT)])
+        waits: BouncerWaits | None = None
+        if args.pgbouncer:
+            port = stack.enter_context(pgbouncer())
+            env["CRUDKIT_DATABASE_URL"] = DATASET.sqlalchemy_url(port=port)
+            env["CRUDKIT_DB_PGBOUNCER"] = "true"
+            waits = BouncerWaits(port)
+        if args.replica:
+            replica("start")
+            env["CRUDKIT_DATABASE_REPLICA_URLS"] = DATASET.sqlalchemy_url(port=REPLICA_PORT)
         log = Path(tmp) / "gunicorn.log"
         with gunicorn(env, args.workers, log) as (url, master):
             print(
-                f"gunicorn, {args.workers} workers; wrk, {args.threads} threads, "
-                f"{args.connections} connections, {args.seconds} s ...",
+                f"gunicorn, {args.workers} workers"
+                f"{', PgBouncer (transaction pooling)' if args.pgbouncer else ''}"
+                f"{', a streaming replica' if args.replica else ''}; wrk, {args.threads} "
+                f"threads, {args.connections} connections, {args.seconds} s ...",
                 flush=True,
             )
-            result, share = run_wrk(
-                url, master, owners, args.seconds, args.connections, args.threads
-            )
+            replica_before = replica_statements() if args.replica else 0
+            replica_reads = 0
+            stopper = None
+            if args.stop_replica_after is not None:
+
+                def stop_replica() -> None:
+                    nonlocal replica_reads
+                    replica_reads = replica_statements() - replica_before
+                    replica("stop")
+                    print(f"replica stopped at {args.stop_replica_after} s", flush=True)
+
+                stopper = threading.Timer(args.stop_replica_after, stop_replica)
+                stopper.start()
+            with waits if waits is not None else nullcontext():
+                result, share = run_wrk(
+                    url, master, owners, args.seconds, args.connections, args.threads
+                )
+            if stopper is not None:
+                stopper.join()
+            elif args.replica:
+                replica_reads = replica_statements() - replica_before
             rows, entries = asyncio.run(written_rows())
             created = result.statuses.get(201, 0)
             workers = Counter(
@@ -393,6 +533,15 @@ def main() -> None:
                 if line.startswith('{"') and '"crudkit.access"' in line
             )
             report(result, share, workers, rows, entries)
+            if waits is not None:
+                xacts, average_ms, total_ms = waits.totals()
+                print(
+                    f"PgBouncer    {xacts:,} transactions; clients waited {average_ms:.2f} ms "
+                    f"on average ({total_ms / 1000:.1f} s in all), at most {waits.most_waiting} "
+                    f"at once, the longest {waits.longest_wait_ms:.0f} ms"
+                )
+            if args.replica:
+                print(f"replica      {replica_reads:,} read transactions served by the replica")
             checks = {
                 "no failed request": (result.failures == 0, f"{result.failures} failures"),
                 # wrk stops counting at the deadline while the server finishes what is in
@@ -401,10 +550,17 @@ def main() -> None:
                     rows == entries and created <= rows <= created + args.connections,
                     f"{created:,} counted 201s, {rows:,} rows, {entries:,} history entries",
                 ),
-                "both workers served the load": (len(workers) == args.workers, str(dict(workers))),
+                "every worker served the load": (
+                    len(workers) == args.workers,
+                    str(dict(workers)),
+                ),
                 "login throttle shared by the workers": check_throttle(url, log),
                 "logout revokes the token on every worker": check_revocation(url, log),
             }
+            if args.replica:
+                checks["the replica served reads"] = (replica_reads > 0, f"{replica_reads:,}")
+        if args.stop_replica_after is not None:
+            replica("start")  # as the run found it
     asyncio.run(reset(DATASET))
     failed = False
     for name, (ok, detail) in checks.items():
