@@ -222,7 +222,8 @@ _DATA_ERRORS = {
 _SQLITE_COLUMNS = re.compile(r"constraint failed: (?P<cols>[\w.,\s]+)", re.IGNORECASE)
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE code of a PostgreSQL error (asyncpg's or psycopg's), if any."""
     orig = exc.orig
     for candidate in (orig, getattr(orig, "__cause__", None)):
         code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
@@ -287,7 +288,7 @@ def translate_db_error(exc: DBAPIError, table: Table | None = None) -> HTTPError
     """
     message = str(exc.orig)
     lowered = message.lower()
-    state = _sqlstate(exc) or ""
+    state = sqlstate(exc) or ""
     columns = _constraint_columns(table, _constraint_name(exc))
     if isinstance(exc, IntegrityError):
         if state == "23505" or "unique constraint" in lowered:

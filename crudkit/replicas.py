@@ -50,6 +50,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crudkit._sqla import Connections, Reader
 from crudkit.conf import Settings
+from crudkit.exceptions import sqlstate
 
 logger = logging.getLogger("crudkit")
 
@@ -67,15 +68,6 @@ _SERVER_CLASSES = frozenset({"08", "57", "53", "58", "XX", "3D", "28"})
 _RECOVERY_CONFLICT = "40001"  # a read cancelled by the replay of a conflicting change
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    orig = exc.orig
-    for candidate in (orig, getattr(orig, "__cause__", None)):
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if isinstance(code, str):
-            return code
-    return None
-
-
 def replica_fault(exc: BaseException) -> Literal["down", "retry"] | None:
     """Whether `exc`, raised on a replica, is the replica's fault: "down" (skip the
     replica), "retry" (only run the statement on the primary), or None (the statement's
@@ -83,7 +75,7 @@ def replica_fault(exc: BaseException) -> Literal["down", "retry"] | None:
     if isinstance(exc, OSError | TimeoutError | PoolTimeout):
         return "down"
     if isinstance(exc, DBAPIError):
-        state = _sqlstate(exc)
+        state = sqlstate(exc)
         if state == _RECOVERY_CONFLICT:
             return "retry"
         if exc.connection_invalidated or state is None or state[:2] in _SERVER_CLASSES:
