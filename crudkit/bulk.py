@@ -20,8 +20,8 @@ deletes, each with the status its own endpoint would have answered and the row
 Creates are written in a batch (`WritePipeline.create_many`): each one's checks
 and `before_create` first, then one INSERT for them all, one per link table and
 one for their history rows, then each `after_create`. A batch the database
-refuses (or an `after_create` raises in) is rolled back and run again one by one,
-so each create still answers its own status. `Resource.bulk_batches = False`
+refuses (or a `before_create` or `after_create` raises in) is rolled back and run
+again one by one, so each create still answers its own status. `Resource.bulk_batches = False`
 writes a resource's creates one by one always.
 
 Without `atomic`, each operation is its own transaction (the batch of creates

@@ -470,7 +470,10 @@ class Resource:
         """Object-level validation of every create (`obj` is None) and update, on every
         channel: raise `crudkit.ValidationError({field: message})` to refuse, or return
         the values (changed if need be). Runs after the model's `@validates` methods;
-        `values` holds the many-to-many sets the write replaces too (lists of keys)."""
+        `values` holds the many-to-many sets the write replaces too (lists of keys).
+        It checks and may read, but should not write: in a bulk request a create it
+        refuses is left out of a batch that commits (writes belong in the `before_*`
+        and `after_*` hooks, which a refusal rolls back)."""
         return values
 
     async def before_create(self, request: Request, values: dict[str, Any]) -> dict[str, Any]:

@@ -449,12 +449,12 @@ class WritePipeline:
         the INSERT, then each row's `after_create`. So `validate` and `before_create`
         do not see the rows of the same batch in the database; a rule that must is a
         constraint (or the resource sets `bulk_batches = False`, and is written row by
-        row). An item refused by its checks is answered with its error and left out;
-        with `stop_at_failure`, it is the last item answered, nothing is written, and
-        the items before it are answered `None`.
-        An error of the statements or of `after_create` is raised: the transaction is
-        rolled back, and the caller runs the items again one by one to tell which
-        failed.
+        row). An item refused by its checks (link keys, `@validates`, `validate`) is
+        answered with its error and left out; with `stop_at_failure`, it is the last
+        item answered, nothing is written, and the items before it are answered `None`.
+        An error of `before_create`, of the statements or of `after_create` is raised:
+        the transaction is rolled back (with whatever the hook wrote), and the caller
+        runs the items again one by one to tell which failed.
         """
         w = self.writes_for(target)
         resource = w.resource
@@ -487,12 +487,14 @@ class WritePipeline:
                     if w.has_validate:
                         values = await resource.validate(request, {**values, **links}, None)
                         links = w.split_links(values)
-                    values = await resource.before_create(request, values)
-                except HTTPError as error:
+                except HTTPError as error:  # checks only, which write nothing: left out
                     results.append(error)
                     if stop_at_failure:
                         return results
                     continue
+                # A hook that refuses may have written first: only the rollback of the
+                # whole batch undoes that, then the caller writes the items one by one.
+                values = await resource.before_create(request, values)
                 results.append(None)  # its row, once inserted
                 ready.append((index, values, links))
             if not ready:

@@ -9,11 +9,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+import crudkit
 from crudkit.contrib.admin.models import LogEntry
 from crudkit.exceptions import Conflict
 from crudkit.testing import count_queries
 from crudkit.writes import WritePipeline
-from shop.models import Order, Product
+from shop.models import Order, Product, Tag
 from tests.admin_support import rows
 from tests.conftest import ANONYMOUS, Caller
 
@@ -477,3 +478,27 @@ async def check_after_create_refusals(
     assert outcomes(atomic) == [("create", 0, 201), ("create", 1, 409)]
     assert len(await rows(app, Product)) == 2
     assert len(await rows(app, LogEntry, model="product")) == 2
+
+
+async def test_what_a_refusing_before_create_wrote_is_rolled_back(
+    app: FastAPI, client: httpx.AsyncClient, alice: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resource = app.state.apps.registry[Product]
+
+    async def before_create(self: object, request: Any, values: dict[str, Any]) -> Any:
+        # Writes first (a tag named after the product), then refuses one product.
+        await crudkit.create(Tag, {"name": f"for {values['name']}"}, check=False, request=request)
+        if values["name"] == "Bad":
+            raise Conflict("Not this one.")
+        return values
+
+    monkeypatch.setattr(type(resource), "before_create", before_create)
+    body: dict[str, Any] = {
+        "create": [{"name": name, "price": "1"} for name in ("Desk", "Bad", "Lamp")]
+    }
+    answer = await client.post(BULK, json=body, headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    assert outcomes(answer) == [("create", 0, 201), ("create", 1, 409), ("create", 2, 201)]
+    assert sorted(row["name"] for row in await rows(app, Product)) == ["Desk", "Lamp"]
+    # The refused product's tag went with it; those of the others were kept.
+    assert sorted(row["name"] for row in await rows(app, Tag)) == ["for Desk", "for Lamp"]
